@@ -1,0 +1,23 @@
+"""Shared fixtures: where the read-only reference material lives, if it is here at all."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("CYTOKIT_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def real_sample() -> Path:
+    """``../shared/real-sample``; tests using it skip with the reason when it is absent."""
+    folder = Path(os.environ.get("CYTOKIT_REAL_SAMPLE", shared_dir() / "real-sample"))
+    if not folder.is_dir():
+        pytest.skip(f"real-image sample not found at {folder} (set CYTOKIT_REAL_SAMPLE to its path)")
+    return folder

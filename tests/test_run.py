@@ -1,0 +1,109 @@
+"""The runner on a toy book: parameters reach the notebooks, failures are named, nothing is overwritten."""
+
+import json
+import shutil
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from conftest import ROOT
+from cytokit import book, run
+
+
+def _notebook(path, *codes, params="x = 1\nrun_dir = None\nprofile = 'demo'"):
+    cells = [new_markdown_cell(f"# {path.stem}")]
+    p = new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
+    cells.append(p)
+    cells += [new_code_cell(c) for c in codes]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def toy_project(tmp_path, monkeypatch):
+    """A project root with two chapters, a profile and the real book configuration."""
+    root = tmp_path / "proj"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "profiles").mkdir()
+    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    shutil.copytree(ROOT / "book", root / "book")
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n"
+        "  - caption: Toy\n    chapters:\n      - file: notebooks/01_first\n      - file: notebooks/02_second\n"
+        "  - caption: Later\n    chapters:\n      - file: notebooks/09_absent\n"
+        "      - file: book/reproduce\n      - file: book/references\n")
+    (root / "profiles" / "toy.yaml").write_text(
+        "description: toy\nparameters: {x: 5, unused: 3}\nchapters:\n  '02': {x: 7}\n")
+    write = ("import json, pathlib\nfrom cytokit.chapter import Chapter\n"
+             "c = Chapter(pathlib.Path.cwd().name, run_dir, profile)\nc.record('x', x)\nc.save_metrics()")
+    _notebook(root / "notebooks" / "01_first.ipynb", write)
+    _notebook(root / "notebooks" / "02_second.ipynb", write)
+    monkeypatch.setenv("CYTOKIT_HOME", str(root))
+    return root
+
+
+def test_select_by_number_or_name_and_unknown_is_refused(toy_project):
+    chs = run.chapters()
+    assert [c.name for c in run.select(chs, ["02"])] == ["02_second"]
+    assert [c.name for c in run.select(chs, ["01_first"])] == ["01_first"]
+    with pytest.raises(run.RunError, match="unknown chapter"):
+        run.select(chs, ["07"])
+
+
+def test_run_injects_profile_parameters_and_builds_the_book(toy_project, tmp_path):
+    out = tmp_path / "run"
+    result = run.run("toy", out=out, log=lambda *a, **k: None)
+    m1 = json.loads((out / "01_first" / "metrics.json").read_text())
+    m2 = json.loads((out / "02_second" / "metrics.json").read_text())
+    assert (m1["x"], m2["x"]) == (5, 7)
+    executed = nbformat.read(out / "01_first" / "01_first.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "unused" not in injected[0].source and "x = 5" in injected[0].source
+    source = nbformat.read(toy_project / "notebooks" / "01_first.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in source.cells if c.cell_type == "code")
+    assert result.book_index.is_file() and (result.book_index.parent / "notebooks" / "02_second.html").is_file()
+    assert (result.book_index.parent / "_static" / "plotly.min.js").is_file()
+    staged_toc = (out / "book_src" / "_toc.yml").read_text()
+    assert "09_absent" not in staged_toc and "02_second" in staged_toc
+
+
+def test_existing_outputs_are_not_overwritten_without_force(toy_project, tmp_path):
+    out = tmp_path / "run"
+    run.run("toy", out=out, only=["01"], book=False, log=lambda *a, **k: None)
+    before = (out / "01_first" / "01_first.ipynb").read_bytes()
+    with pytest.raises(run.RunError, match="--force"):
+        run.run("toy", out=out, only=["01"], book=False, log=lambda *a, **k: None)
+    assert (out / "01_first" / "01_first.ipynb").read_bytes() == before
+    run.run("toy", out=out, only=["02"], book=False, log=lambda *a, **k: None)  # a new chapter is fine
+    run.run("toy", out=out, only=["01"], book=False, force=True, log=lambda *a, **k: None)
+
+
+def test_a_failing_chapter_names_notebook_cell_and_error(toy_project, tmp_path):
+    _notebook(toy_project / "notebooks" / "02_second.ipynb", "y = 2", "1 / 0")
+    out = tmp_path / "run"
+    with pytest.raises(run.ChapterFailed) as err:
+        run.run("toy", out=out, book=False, log=lambda *a, **k: None)
+    msg = str(err.value)
+    assert "02_second" in msg and "ZeroDivisionError" in msg and "cell" in msg
+    assert (out / "02_second" / "02_second.ipynb").is_file()
+    assert str(out / "02_second" / "02_second.ipynb") in msg
+
+
+def test_cli_exits_non_zero_on_failure(toy_project, tmp_path, capsys):
+    from cytokit import cli
+
+    _notebook(toy_project / "notebooks" / "01_first.ipynb", "raise ValueError('broken data')")
+    code = cli.main(["run", "--profile", "toy", "--out", str(tmp_path / "r"), "--no-book"])
+    assert code != 0
+    assert "01_first" in capsys.readouterr().err
+
+
+def test_toc_filter_drops_absent_pages_and_empty_parts():
+    toc = {"root": "book/intro", "parts": [
+        {"caption": "A", "chapters": [{"file": "notebooks/01"}, {"file": "notebooks/02"}]},
+        {"caption": "B", "chapters": [{"file": "notebooks/05"}]}]}
+    out = book._filter_toc(toc, {"notebooks/01"})
+    assert out["parts"] == [{"caption": "A", "chapters": [{"file": "notebooks/01"}]}]
