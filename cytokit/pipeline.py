@@ -1,0 +1,127 @@
+"""tf.data input pipeline fed from a split manifest (never from folder moves).
+
+The study loaded images with ``image_dataset_from_directory`` from folders it had
+rearranged on disk. Here the rows of one split of the manifest are read in place:
+decoded by content (a PNG named ``.jpg``, grayscale, RGBA and CMYK images all become
+8-bit RGB), resized to ``image_size`` only when needed, and scaled to [0, 1] as
+``pixel / 255`` -- the study's preprocessing. JPEGs are decoded with libjpeg's
+accurate integer DCT, so pixels equal ``cv2.imread`` / Pillow's exactly (TensorFlow's
+default fast DCT differs by up to ~20 grey levels). Formats TensorFlow cannot decode
+(TIFF ...) go through Pillow. Introduced in chapter 02 (baseline).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from cytokit import data as _data
+from cytokit.validation import decode_rgb
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Formats tf.io.decode_image handles natively (besides JPEG, decoded separately).
+_NATIVE_MAGIC = (b"\x89PNG", b"GIF8", b"BM")
+
+
+def rows(manifest, split):
+    """Usable manifest rows of one split (``split=None``: every usable row), in manifest order."""
+    usable = manifest["status"].ne("bad") if "status" in manifest else np.ones(len(manifest), bool)
+    if split is None:
+        return manifest[usable]
+    if "split" not in manifest:
+        raise ValueError("the manifest has no 'split' column: run cytokit.data.split first, "
+                         "or pass split=None")
+    chosen = manifest[usable & manifest["split"].eq(split)]
+    if chosen.empty:
+        found = sorted(set(manifest["split"]))
+        raise ValueError(f"no usable images in split {split!r} (the manifest has {', '.join(found)})")
+    return chosen
+
+
+def labels(manifest, split, class_names=None) -> np.ndarray:
+    """int32 class indices of a split, in the order :func:`dataset` yields with shuffle=False."""
+    names = list(class_names) if class_names is not None else _data.class_names(manifest)
+    lookup = {c: i for i, c in enumerate(names)}
+    chosen = rows(manifest, split)
+    unknown = sorted(set(chosen["cls"]) - set(lookup))
+    if unknown:
+        raise ValueError(f"classes {unknown} are not in class_names ({', '.join(names)})")
+    return np.array([lookup[c] for c in chosen["cls"]], dtype=np.int32)
+
+
+def dataset(manifest, data_dir, split, image_size: int, batch_size: int, class_names=None,
+            shuffle: bool = False, seed: int = 0, cache=False, repeat: bool = False) -> tf.data.Dataset:
+    """Batches of (images float32 [0,1] of image_size x image_size x 3, int32 labels) for a split.
+
+    ``split`` is "train", "val", "test" or None (every usable row, e.g. to predict a whole
+    dataset); bad rows are never fed. ``cache`` is True (in memory) or a file path prefix; the order is deterministic when
+    ``shuffle`` is False, and reproducible for a given ``seed`` when it is True.
+    """
+    y = labels(manifest, split, class_names)
+    files = [os.path.join(str(data_dir), p) for p in rows(manifest, split)["path"]]
+    ds = tf.data.Dataset.from_tensor_slices((files, y))
+    if shuffle and not cache:  # shuffling file names is cheap: the whole split is the buffer
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda f, label: (load_image(f, image_size), label),
+                num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache("" if cache is True else str(cache))
+        if shuffle:
+            ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def load_image(path, image_size: int) -> tf.Tensor:
+    """Read, decode and scale one image file to float32 [0, 1], image_size x image_size x 3."""
+    return to_model_input(decode(tf.io.read_file(path)), image_size)
+
+
+def decode(raw) -> tf.Tensor:
+    """uint8 RGB (H, W, 3) from encoded bytes, dispatching on the content, not the file name."""
+    is_jpeg = tf.equal(tf.strings.substr(raw, 0, 3), b"\xff\xd8\xff")
+    native = tf.reduce_any([tf.equal(tf.strings.substr(raw, 0, len(m)), m) for m in _NATIVE_MAGIC])
+    native = native | _is_webp(raw)
+
+    def jpeg():
+        return tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE")
+
+    def other():
+        return tf.cond(native, lambda: tf.io.decode_image(raw, channels=3, expand_animations=False,
+                                                          dtype=tf.uint8),
+                       lambda: _decode_with_pillow(raw))
+
+    img = tf.cond(is_jpeg, jpeg, other)
+    img.set_shape([None, None, 3])
+    return img
+
+
+def _is_webp(raw):
+    return tf.equal(tf.strings.substr(raw, 0, 4), b"RIFF") & tf.equal(tf.strings.substr(raw, 8, 4), b"WEBP")
+
+
+def _decode_with_pillow(raw):
+    img = tf.numpy_function(lambda b: decode_rgb(bytes(b)), [raw], tf.uint8, stateful=False)
+    img.set_shape([None, None, 3])
+    return img
+
+
+def to_model_input(img, image_size: int) -> tf.Tensor:
+    """float32 pixel/255; bilinear resize (antialiased when shrinking) only if the size differs."""
+    x = tf.cast(img, tf.float32)
+    shape = tf.shape(x)
+    same = tf.logical_and(tf.equal(shape[0], image_size), tf.equal(shape[1], image_size))
+    x = tf.cond(same, lambda: x,
+                lambda: tf.image.resize(x, [image_size, image_size], method="bilinear", antialias=True))
+    x = tf.clip_by_value(x / 255.0, 0.0, 1.0)
+    x.set_shape([image_size, image_size, 3])
+    return x
+
+
+def load_images(manifest, data_dir, split, image_size: int, batch_size: int = 64) -> np.ndarray:
+    """All images of a (small) split as one float32 array in [0, 1], in manifest order."""
+    ds = dataset(manifest, data_dir, split, image_size, batch_size)
+    return np.concatenate([x.numpy() for x, _ in ds], axis=0)

@@ -1,0 +1,133 @@
+"""The tf.data pipeline: shapes, dtypes, pixel/255, label order, odd files, bad rows left out."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+tf = pytest.importorskip("tensorflow")
+
+from cytokit import data, pipeline  # noqa: E402
+from cytokit.classes import CODES  # noqa: E402
+
+RNG = np.random.default_rng(2)
+
+
+def save(path, img, mode="RGB", fmt="JPEG"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).convert(mode).save(path, format=fmt)
+
+
+def rgb(h=250, w=250):
+    return RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """Three classes of plain JPEGs, plus one odd file of each kind in EOS."""
+    root = tmp_path_factory.mktemp("ds")
+    for cls, n in {"BLA": 12, "NGS": 9, "PMO": 5}.items():
+        for i in range(n):
+            save(root / cls / "0001-1000" / f"{cls}_{i:05d}.jpg", rgb())
+    odd = root / "EOS"
+    save(odd / "EOS_00001.jpg", rgb(), fmt="PNG")           # PNG named .jpg
+    save(odd / "EOS_00002.jpg", rgb(), mode="L")            # grayscale JPEG
+    save(odd / "EOS_00003.png", rgb(), mode="RGBA", fmt="PNG")
+    save(odd / "EOS_00004.jpg", rgb(), mode="CMYK")
+    save(odd / "EOS_00005.jpg", rgb(180, 200))              # wrong size
+    save(odd / "EOS_00006.tif", rgb(), fmt="TIFF")          # not decodable by TensorFlow
+    save(odd / "EOS_00007.jpg", rgb())
+    cut = odd / "EOS_00007.jpg"
+    cut.write_bytes(cut.read_bytes()[:1000])                # truncated: must be left out
+    (odd / "EOS_00008.jpg").write_bytes(b"")
+    return root
+
+
+@pytest.fixture(scope="module")
+def manifest(tree):
+    return data.build_manifest(tree, seed=0, progress=False)
+
+
+def batches(ds):
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_shapes_dtypes_range_and_label_order(tree, manifest):
+    ds = pipeline.dataset(manifest, tree, "train", image_size=64, batch_size=4)
+    assert ds.element_spec[0].shape.as_list() == [None, 64, 64, 3]
+    x, y = batches(ds)
+    assert x.dtype == np.float32 and y.dtype == np.int32
+    assert x.min() >= 0.0 and x.max() <= 1.0 and x.std() > 0.01
+    np.testing.assert_array_equal(y, pipeline.labels(manifest, "train", list(CODES)))
+    expected = [CODES.index(c) for c in manifest.loc[manifest["split"] == "train", "cls"]]
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_images_are_pixel_over_255_at_native_size(tree, manifest):
+    x = pipeline.load_images(manifest, tree, "test", image_size=250)
+    paths = pipeline.rows(manifest, "test")["path"]
+    compared = 0
+    for img, p in zip(x, paths):
+        if not p.startswith("EOS"):
+            ref = cv2.cvtColor(cv2.imread(str(tree / p)), cv2.COLOR_BGR2RGB) / 255.0
+            np.testing.assert_allclose(img, ref, atol=1e-6)
+            compared += 1
+    assert compared >= 5
+
+
+def test_odd_files_come_out_as_rgb_and_bad_files_are_left_out(tree, manifest):
+    x, y = batches(pipeline.dataset(manifest, tree, None, image_size=250, batch_size=8))
+    usable = manifest[manifest["status"] != "bad"]
+    assert len(x) == len(usable) == len(manifest) - 2
+    assert x.shape[1:] == (250, 250, 3)
+    by_name = dict(zip(usable["path"].str.rsplit("/", n=1).str[1], x))
+    for name in ("EOS_00001.jpg", "EOS_00003.png", "EOS_00006.tif"):  # lossless: exact
+        expected = np.asarray(Image.open(tree / "EOS" / name).convert("RGB")) / 255.0
+        np.testing.assert_allclose(by_name[name], expected, atol=1e-6)
+    grey = by_name["EOS_00002.jpg"]
+    np.testing.assert_array_equal(grey[..., 0], grey[..., 1])
+    np.testing.assert_allclose(grey[..., 0], np.asarray(Image.open(tree / "EOS" / "EOS_00002.jpg")) / 255.0,
+                               atol=1e-6)
+    cmyk = by_name["EOS_00004.jpg"] * 255
+    pil = np.asarray(Image.open(tree / "EOS" / "EOS_00004.jpg").convert("RGB")).astype(float)
+    assert np.abs(cmyk - pil).mean() < 2
+
+
+def test_wrong_size_is_resized_both_ways(tree, manifest):
+    one = manifest[manifest["path"].str.endswith("EOS_00005.jpg")]
+    for size in (64, 250):
+        x, _ = batches(pipeline.dataset(one, tree, None, image_size=size, batch_size=1))
+        assert x.shape == (1, size, size, 3) and 0 <= x.min() and x.max() <= 1
+
+
+def test_shuffle_is_seeded_and_keeps_pairs(tree, manifest):
+    plain = batches(pipeline.dataset(manifest, tree, "train", 32, 5))
+    a = batches(pipeline.dataset(manifest, tree, "train", 32, 5, shuffle=True, seed=7))
+    b = batches(pipeline.dataset(manifest, tree, "train", 32, 5, shuffle=True, seed=7, cache=True))
+    again = batches(pipeline.dataset(manifest, tree, "train", 32, 5, shuffle=True, seed=7))
+    np.testing.assert_array_equal(a[0], again[0])
+    assert sorted(a[1].tolist()) == sorted(plain[1].tolist()) == sorted(b[1].tolist())
+    assert a[1].tolist() != plain[1].tolist()
+    # every image still carries its own label: match each shuffled image to the unshuffled one
+    for img, label in zip(a[0], a[1]):
+        match = np.flatnonzero(np.all(plain[0] == img, axis=(1, 2, 3)))
+        assert plain[1][match[0]] == label
+
+
+def test_repeat_and_cache(tree, manifest):
+    n = len(pipeline.rows(manifest, "val"))
+    ds = pipeline.dataset(manifest, tree, "val", 32, 2, cache=True, repeat=True)
+    assert sum(int(x.shape[0]) for x, _ in ds.take(n + 1)) > n
+
+
+def test_custom_class_names_and_errors(tree, manifest):
+    y = pipeline.labels(manifest, "train", ["PMO", "NGS", "BLA", "EOS"])
+    expected = manifest.loc[manifest["split"] == "train", "cls"].map({"PMO": 0, "NGS": 1, "BLA": 2, "EOS": 3})
+    np.testing.assert_array_equal(y, expected.to_numpy())
+    with pytest.raises(ValueError, match="not in class_names"):
+        pipeline.labels(manifest, "train", ["BLA"])
+    with pytest.raises(ValueError, match="no usable images in split 'tset'"):
+        pipeline.dataset(manifest, tree, "tset", 32, 2)
