@@ -146,3 +146,75 @@ def split_proportions(summary: pd.DataFrame, expected: dict[str, float] | None =
         fig.add_hline(y=level, line_dash="dot", line_color="black")
     fig.update_yaxes(tickformat=".0%", title="share of the class", range=[0, 1])
     return _layout(fig, "Split of every class into train / validation / test", height=380)
+
+
+def training_curves(history: dict, title: str = "Training curves",
+                    reference: dict | None = None, reference_label: str = "study") -> go.Figure:
+    """Accuracy and loss per epoch, training vs validation, side by side.
+
+    ``reference`` is another history (e.g. the study's own curves) drawn dotted.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss"))
+    for col, metric in enumerate(("accuracy", "loss"), start=1):
+        for key, colour, label in ((metric, SPLIT_COLOURS["train"], "training"),
+                                   (f"val_{metric}", SPLIT_COLOURS["val"], "validation")):
+            if key in history:
+                ys = history[key]
+                fig.add_scatter(x=list(range(1, len(ys) + 1)), y=ys, mode="lines+markers",
+                                name=label, legendgroup=label, showlegend=col == 1,
+                                line=dict(color=colour), row=1, col=col)
+            if reference and key in reference:
+                ys = reference[key]
+                fig.add_scatter(x=list(range(1, len(ys) + 1)), y=ys, mode="lines",
+                                name=f"{label} ({reference_label})", legendgroup=f"ref-{label}",
+                                showlegend=col == 1, line=dict(color=colour, dash="dot"),
+                                row=1, col=col)
+    fig.update_xaxes(title="epoch")
+    return _layout(fig, title, height=380)
+
+
+def confusion_heatmap(cm: pd.DataFrame, normalized: bool = False, title: str | None = None) -> go.Figure:
+    """Confusion matrix as a heatmap: rows true class, columns predicted class."""
+    z = cm.to_numpy(dtype=float)
+    text = [[(f"{v:.2f}" if normalized else f"{int(v)}") if v else "" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=list(cm.columns), y=list(cm.index), colorscale="Blues", text=text,
+        texttemplate="%{text}", textfont=dict(size=9),
+        zmin=0, zmax=1 if normalized else None,
+        hovertemplate="true %{y}, predicted %{x}: %{z" + (":.1%" if normalized else "") + "}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="true class", type="category")
+    fig.update_xaxes(title="predicted class", type="category", tickangle=-45)
+    side = 120 + 26 * len(cm)
+    fig.update_layout(width=side + 120)
+    default = "Confusion matrix" + (" (row-normalised: recall on the diagonal)" if normalized else " (counts)")
+    return _layout(fig, title or default, height=side)
+
+
+def per_class_comparison(table: pd.DataFrame, columns: list[str], title: str,
+                         names: list[str] | None = None) -> go.Figure:
+    """Grouped bars of one metric per class for several models or sources."""
+    fig = go.Figure()
+    for col, name in zip(columns, names or columns):
+        fig.add_bar(x=list(table.index), y=table[col], name=name)
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return _layout(fig, title, height=380)
+
+
+def hyperparameter_scatter(trials: pd.DataFrame, params: list[str], score: str = "val_accuracy",
+                           title: str = "Validation accuracy of every trial against each hyperparameter") -> go.Figure:
+    """One panel per hyperparameter: every trial's score against its value (jittered)."""
+    rng = np.random.default_rng(0)
+    fig = make_subplots(rows=1, cols=len(params), shared_yaxes=True, subplot_titles=params)
+    for i, p in enumerate(params, start=1):
+        values = trials[p].astype(str)
+        cats = sorted(values.unique(), key=lambda v: (len(v), v))
+        pos = values.map({c: j for j, c in enumerate(cats)}).to_numpy(float)
+        fig.add_scatter(x=pos + rng.uniform(-0.15, 0.15, len(pos)), y=trials[score], mode="markers",
+                        marker=dict(size=8, opacity=0.75, color=SPLIT_COLOURS["train"]),
+                        text=[f"trial {t}" for t in trials.index], showlegend=False,
+                        hovertemplate="%{text}: " + p + "=%{customdata}, " + score + " %{y:.3f}<extra></extra>",
+                        customdata=values, row=1, col=i)
+        fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=cats, row=1, col=i)
+    fig.update_yaxes(title=score, row=1, col=1)
+    return _layout(fig, title, height=360)

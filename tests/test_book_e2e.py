@@ -1,0 +1,52 @@
+"""End to end: the smoke profile through the runner, the book built, figures drawn in Chromium."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import chromium
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    cli = [sys.executable, "-m", "cytokit.cli", "run", "--profile", "smoke", "--out", str(out)]
+    proc = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def test_every_chapter_executed_with_metrics(smoke_run):
+    executed = sorted(p.name for p in smoke_run.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb"))
+    sources = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert executed == sources
+    for nb in executed:
+        metrics = json.loads((smoke_run / nb[:-6] / "metrics.json").read_text())
+        assert metrics["chapter"] == nb[:-6]
+    run = json.loads((smoke_run / "run.json").read_text())
+    assert run["profile"] == "smoke" and "finished" in run
+
+
+def test_source_notebooks_stay_clean():
+    import nbformat
+
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") and not c.get("execution_count")
+                   for c in nb.cells if c.cell_type == "code"), f"{path} carries outputs"
+
+
+def test_data_chapter_renders_its_figures_offline(smoke_run):
+    if chromium.executable() is None:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium); .ci/run installs it")
+    page = smoke_run / "book" / "_build" / "html" / "notebooks" / "01_data.html"
+    assert page.is_file()
+    dom, console = chromium.render(page)
+    assert chromium.count_figures(dom) >= 4, "plotly figures did not render"
+    assert console == [], f"console messages: {console}"
+    assert "These are synthetic cells" in dom
