@@ -136,3 +136,24 @@ def upsampled_dataset(
     if augmenter is not None:
         ds = augment_dataset(ds, augmenter)
     return ds.prefetch(AUTOTUNE)
+
+
+def variants(image: np.ndarray, n: int, aug: keras.Sequential) -> list[np.ndarray]:
+    """``n`` augmented versions of one float [0,1] image, as uint8 RGB for display."""
+    batch = np.repeat(np.asarray(image, np.float32)[None], n, axis=0)
+    out = np.clip(np.asarray(aug(batch, training=True)), 0.0, 1.0)
+    return [np.rint(x * 255).astype(np.uint8) for x in out]
+
+
+FILL_MODES = ("reflect", "constant", "nearest", "wrap")
+
+
+def fill_mode_gallery(image: np.ndarray, n: int = 3, seed: int = 0,
+                      modes=FILL_MODES) -> dict[str, list[np.ndarray]]:
+    """The same random rotations and shifts under each fill mode, to compare the borders.
+
+    Every mode gets an augmenter with the same seed, so the geometry is identical and
+    only the filling of the uncovered corners differs.
+    """
+    return {mode: variants(image, n, augmenter(shear=0.0, flip=False, fill_mode=mode, seed=seed))
+            for mode in modes}

@@ -41,6 +41,20 @@ class Chapter:
             )
         return found
 
+    def upstream_metrics(self, chapter: str) -> dict:
+        """An earlier chapter's ``metrics.json``."""
+        return io.read_json(self.upstream(chapter, "metrics.json"))
+
+    def dataset(self):
+        """Chapter 01's split: ``(manifest, data_dir, class_names)`` for later chapters."""
+        from cytokit import data
+
+        manifest = data.read_manifest(self.upstream("01_data", "manifest.csv"))
+        root = Path(self.upstream_metrics("01_data")["data_dir"])
+        if not root.is_dir():
+            raise MissingArtifact(f"the dataset folder {root} used by chapter 01 is gone; run chapter 01 again")
+        return manifest, root, data.class_names(manifest)
+
     def record(self, key: str, value):
         """Keep a headline number for ``metrics.json`` and glue it for the prose.
 
@@ -51,6 +65,13 @@ class Chapter:
             value = value.item()  # numpy scalars would paste as "np.float64(...)"
         self.metrics[key] = value
         glue(key, value)
+        return value
+
+    def keep(self, key: str, value):
+        """Put a table or curve into ``metrics.json`` without gluing it into the prose."""
+        from cytokit.metrics import to_jsonable
+
+        self.metrics[key] = to_jsonable(value)
         return value
 
     def save_metrics(self) -> Path:
@@ -68,11 +89,22 @@ def glue(key: str, value, display: bool = False):
         from myst_nb import glue as _glue
 
         if isinstance(value, str):
-            from IPython.display import Markdown
-
-            _glue(key, Markdown(value), display=display)
+            _glue(key, _Markdown(value), display=display)
         else:
             _glue(key, value, display=display)
     except ImportError:
         pass
     return value
+
+
+class _Markdown:
+    """Text glued as Markdown (IPython's ``Markdown`` would open a string that looks like a path)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
