@@ -58,6 +58,13 @@ def _run(args) -> int:
     return 0
 
 
+def _import(args) -> int:
+    from cytokit import study_import
+
+    study_import.main_import(args.pickle, args.out)
+    return 0
+
+
 def _book(args) -> int:
     from cytokit import book
 
@@ -96,6 +103,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="re-run chapters already executed in --out")
     r.add_argument("--no-book", action="store_true", help="execute the chapters only")
     r.set_defaults(func=_run)
+
+    i = sub.add_parser("import-study-model",
+                       help="convert one of the study's pickled Keras 2 models to a Keras 3 .keras file, safely")
+    i.add_argument("pickle", type=Path, help="a *.model_pickle file from the study's code repository")
+    i.add_argument("out", type=Path, help="where to write the .keras file")
+    i.set_defaults(func=_import)
 
     b = sub.add_parser("book", help="rebuild the book of an existing run folder")
     b.add_argument("run_dir", type=Path)

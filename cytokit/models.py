@@ -76,17 +76,21 @@ def pools_for(image_size: int) -> tuple[int, int, int, int]:
     return min(valid, key=lambda p: _final_side(image_size, p))
 
 
-def _conv_block(index: int, filters: int, pool: int) -> list[keras.layers.Layer]:
+#: Keras' default, the study's: moving averages over roughly the last 100 steps.
+STUDY_BN_MOMENTUM = 0.99
+
+
+def _conv_block(index: int, filters: int, pool: int, bn_momentum: float) -> list[keras.layers.Layer]:
     """One block as the study built it: Conv-BN-ReLU, Conv-[BN]-ReLU, MaxPool."""
     b = f"block{index}"
     layers = [
         keras.layers.Conv2D(filters, 3, padding="same", name=f"{b}_conv1"),
-        keras.layers.BatchNormalization(name=f"{b}_bn1"),
+        keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{b}_bn1"),
         keras.layers.Activation("relu", name=f"{b}_relu1"),
         keras.layers.Conv2D(filters, 3, padding="same", name=f"{b}_conv2"),
     ]
     if index in BN_AFTER_SECOND_CONV:
-        layers.append(keras.layers.BatchNormalization(name=f"{b}_bn2"))
+        layers.append(keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{b}_bn2"))
     layers += [
         keras.layers.Activation("relu", name=f"{b}_relu2"),
         keras.layers.MaxPooling2D(pool, name=f"{b}_pool"),
@@ -99,6 +103,7 @@ def build_cnn(
     image_size: int = 250,
     dropout: float | None = None,
     name: str = "matek_cnn",
+    bn_momentum: float = STUDY_BN_MOMENTUM,
 ) -> keras.Sequential:
     """The study's sequential CNN for RGB images scaled to [0, 1].
 
@@ -108,10 +113,16 @@ def build_cnn(
     Flatten -> Dense 256 ReLU -> [Dropout] -> Dense softmax. ``dropout=None`` gives
     the baseline (no Dropout layer, as the study's first model); the tuned and
     augmented models used 0.4.
+
+    ``bn_momentum`` only matters in training: batch normalisation's moving averages
+    (used at inference) need a few hundred steps to settle at the study's 0.99, which
+    the study's ~2,600 steps per epoch gave at once. Runs with a few dozen steps per
+    epoch need a smaller momentum (0.9) or their validation predictions collapse onto
+    one class while the training accuracy climbs.
     """
     layers: list[keras.layers.Layer] = [keras.Input((image_size, image_size, 3), name="image")]
     for i, (filters, pool) in enumerate(zip(FILTERS, pools_for(image_size)), start=1):
-        layers += _conv_block(i, filters, pool)
+        layers += _conv_block(i, filters, pool, bn_momentum)
     layers += [
         keras.layers.Flatten(name="flatten"),
         keras.layers.Dense(DENSE_UNITS, activation="relu", name="dense"),
@@ -215,18 +226,20 @@ class CellHyperModel(keras_tuner.HyperModel):
     (validation data too, when it is an unbatched dataset).
     """
 
-    def __init__(self, n_classes: int = 21, image_size: int = 250, replace_sgd_lr: bool = True, **kwargs):
+    def __init__(self, n_classes: int = 21, image_size: int = 250, replace_sgd_lr: bool = True,
+                 bn_momentum: float = STUDY_BN_MOMENTUM, **kwargs):
         super().__init__(**kwargs)
         self.n_classes = n_classes
         self.image_size = image_size
         self.replace_sgd_lr = replace_sgd_lr
+        self.bn_momentum = bn_momentum
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         dropout = hp.Choice("dropout", list(DROPOUT_CHOICES))
         optimizer = hp.Choice("optimizer", list(OPTIMIZER_CHOICES))
         lr = hp.Choice("learning_rate", list(LEARNING_RATE_CHOICES))
         hp.Choice("batch_size", list(BATCH_SIZE_CHOICES))
-        model = build_cnn(self.n_classes, self.image_size, dropout=dropout)
+        model = build_cnn(self.n_classes, self.image_size, dropout=dropout, bn_momentum=self.bn_momentum)
         return compile_model(model, optimizer, effective_learning_rate(optimizer, lr, self.replace_sgd_lr))
 
     def fit(self, hp, model, x, y=None, validation_data=None, **kwargs):
