@@ -132,7 +132,8 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
             wanted["data_dir"] = str(data_dir)
         plans.append((chapter, {k: v for k, v in wanted.items() if k in declared}))
     run_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["CYTOKIT_BOOK"] = "1"
+    os.environ["CYTOKIT_BOOK"] = "1"           # plotly figures as offline HTML for the book
+    os.environ.setdefault("TQDM_DISABLE", "1")   # progress bars would freeze into the pages
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     result = RunResult(run_dir=run_dir)
     record = {"profile": prof["name"], "description": prof["description"], "cytokit": __version__,
