@@ -25,8 +25,21 @@ AUTOTUNE = tf.data.AUTOTUNE
 _NATIVE_MAGIC = (b"\x89PNG", b"GIF8", b"BM")
 
 
+def _note_read(split) -> None:
+    """Append the split to ``$CYTOKIT_SPLIT_LOG``: the runner's record of who read what.
+
+    The book promises that nothing before chapter 05 looks at the test split; the
+    runner gives each chapter its own log file so a test can check that promise.
+    """
+    log = os.environ.get("CYTOKIT_SPLIT_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{split if split is not None else 'all'}\n")
+
+
 def rows(manifest, split):
     """Usable manifest rows of one split (``split=None``: every usable row), in manifest order."""
+    _note_read(split)
     usable = manifest["status"].ne("bad") if "status" in manifest else np.ones(len(manifest), bool)
     if split is None:
         return manifest[usable]

@@ -173,8 +173,16 @@ def training_curves(history: dict, title: str = "Training curves",
     return _layout(fig, title, height=380)
 
 
-def confusion_heatmap(cm: pd.DataFrame, normalized: bool = False, title: str | None = None) -> go.Figure:
-    """Confusion matrix as a heatmap: rows true class, columns predicted class."""
+def confusion_heatmap(cm: pd.DataFrame, normalized: bool = False, title: str | None = None,
+                      drop_empty: bool = True) -> go.Figure:
+    """Confusion matrix as a heatmap: rows true class, columns predicted class.
+
+    ``drop_empty`` leaves out classes that are neither present nor predicted, so a
+    dataset holding 14 of the 21 classes shows a 14-class matrix.
+    """
+    if drop_empty:
+        used = (cm.sum(axis=1) > 0) | (cm.sum(axis=0) > 0)
+        cm = cm.loc[used, used]
     z = cm.to_numpy(dtype=float)
     text = [[(f"{v:.2f}" if normalized else f"{int(v)}") if v else "" for v in row] for row in z]
     fig = go.Figure(go.Heatmap(
@@ -218,3 +226,22 @@ def hyperparameter_scatter(trials: pd.DataFrame, params: list[str], score: str =
         fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=cats, row=1, col=i)
     fig.update_yaxes(title=score, row=1, col=1)
     return _layout(fig, title, height=360)
+
+
+def headline_bars(headline: pd.DataFrame, metrics_shown=("accuracy", "balanced_accuracy", "f1")) -> go.Figure:
+    """Grouped bars: each model's validation and test figure for a few headline metrics.
+
+    ``headline`` is indexed by (model, metric) with columns ``validation`` and ``test``.
+    """
+    models = list(dict.fromkeys(headline.index.get_level_values(0)))
+    fig = make_subplots(rows=1, cols=len(metrics_shown), shared_yaxes=True,
+                        subplot_titles=[m.replace("_", " ") for m in metrics_shown])
+    for i, metric in enumerate(metrics_shown, start=1):
+        for split in ("validation", "test"):
+            ys = [headline.loc[(m, metric), split] for m in models]
+            fig.add_bar(x=models, y=ys, name=split, legendgroup=split, showlegend=i == 1,
+                        marker_color=SPLIT_COLOURS["val" if split == "validation" else "test"],
+                        hovertemplate="%{x} " + split + ": %{y:.1%}<extra></extra>", row=1, col=i)
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return _layout(fig, "The three models on validation and test", height=380)

@@ -85,6 +85,9 @@ def _execute(chapter: Chapter, params: dict, run_dir: Path, log) -> dict:
     out_dir = run_dir / chapter.name
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / f"{chapter.name}.ipynb"
+    split_log = out_dir / "splits_read.txt"
+    split_log.unlink(missing_ok=True)
+    os.environ["CYTOKIT_SPLIT_LOG"] = str(split_log)  # inherited by the chapter's kernel
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
