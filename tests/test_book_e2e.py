@@ -41,6 +41,36 @@ def test_source_notebooks_stay_clean():
                    for c in nb.cells if c.cell_type == "code"), f"{path} carries outputs"
 
 
+def test_the_test_split_is_first_read_by_chapter_05(smoke_run):
+    read = {d.name: set((d / "splits_read.txt").read_text().split()) if (d / "splits_read.txt").exists() else set()
+            for d in smoke_run.glob("[0-9][0-9]_*") if d.is_dir()}
+    assert read["02_baseline"] and read["04_augmentation"], "the split log was not written"
+    for chapter, splits in read.items():
+        if chapter < "05":
+            assert "test" not in splits and "all" not in splits, f"{chapter} read {splits}"
+    assert "test" in read["05_test_results"]
+
+
+def test_test_chapter_reports_all_three_models(smoke_run):
+    m = json.loads((smoke_run / "05_test_results" / "metrics.json").read_text())
+    for model in ("baseline", "tuned", "augmented"):
+        for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1"):
+            assert 0.0 <= m[f"{model}_test_{key}"] <= 1.0
+    assert m["best_model"] in ("baseline", "tuned", "augmented")
+    assert 0.0 <= m["neu_recall"] <= 1.0
+
+
+@pytest.mark.parametrize("chapter,min_figures", [("01_data", 4), ("02_baseline", 4), ("03_tuning", 3),
+                                                 ("04_augmentation", 4), ("05_test_results", 4)])
+def test_chapter_pages_render_their_figures_offline(smoke_run, chapter, min_figures):
+    if chromium.executable() is None:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium); .ci/run installs it")
+    page = smoke_run / "book" / "_build" / "html" / "notebooks" / f"{chapter}.html"
+    dom, console = chromium.render(page)
+    assert chromium.count_figures(dom) >= min_figures, "plotly figures did not render"
+    assert console == [], f"console messages: {console}"
+
+
 def test_data_chapter_renders_its_figures_offline(smoke_run):
     if chromium.executable() is None:
         pytest.skip("Debian chromium is not installed (apt-get install chromium); .ci/run installs it")
