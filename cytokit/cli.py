@@ -119,12 +119,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from cytokit.book import BookError
+    from cytokit.params import ParameterError
     from cytokit.profiles import ProfileError
     from cytokit.run import RunError
 
     try:
         return args.func(args)
-    except (RunError, ProfileError, BookError, FileNotFoundError, ValueError) as err:
+    except (RunError, ProfileError, ParameterError, BookError, FileNotFoundError, ValueError) as err:
         print(f"cytokit {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cytokit import __version__, io, paths, profiles
+from cytokit import __version__, io, params as params_mod, paths, profiles
 
 
 class RunError(RuntimeError):
@@ -133,7 +133,9 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
         wanted.update({"profile": prof["name"], "run_dir": str(run_dir)})
         if data_dir is not None:
             wanted["data_dir"] = str(data_dir)
-        plans.append((chapter, {k: v for k, v in wanted.items() if k in declared}))
+        chosen = {k: v for k, v in wanted.items() if k in declared}
+        params_mod.check(chosen, chapter.name)
+        plans.append((chapter, chosen))
     run_dir.mkdir(parents=True, exist_ok=True)
     os.environ["CYTOKIT_BOOK"] = "1"           # plotly figures as offline HTML for the book
     os.environ.setdefault("TQDM_DISABLE", "1")   # progress bars would freeze into the pages
