@@ -1,8 +1,9 @@
 """Parameter profiles (``profiles/*.yaml``): the notebook parameters of a whole run.
 
-A profile has ``parameters`` shared by every chapter and optional per-chapter
-``chapters: {02_baseline: {...}}`` overrides. Only parameters a notebook declares
-in its ``parameters`` cell are passed to it.
+A profile has ``parameters`` shared by every chapter, optional per-chapter
+``chapters: {02_baseline: {...}}`` overrides and an optional ``only`` list of the
+chapters it runs. Only parameters a notebook declares in its ``parameters`` cell are
+passed to it; a relative ``data_dir`` is relative to the project folder.
 """
 
 from __future__ import annotations
@@ -43,8 +44,12 @@ def load(name_or_path: str) -> dict:
     chapters = data.get("chapters") or {}
     if not isinstance(chapters, dict) or not all(isinstance(v, dict) for v in chapters.values()):
         raise ProfileError(f"profile {path}: 'chapters' must map chapter names to parameter mappings")
+    only = data.get("only") or []
+    if not isinstance(only, list):
+        raise ProfileError(f"profile {path}: 'only' must be a list of chapters, e.g. ['01', '05']")
     return {"name": path.stem, "path": str(path), "description": data.get("description", ""),
-            "parameters": dict(data.get("parameters") or {}), "chapters": chapters}
+            "parameters": dict(data.get("parameters") or {}), "chapters": chapters,
+            "only": [str(c) for c in only]}
 
 
 def chapter_parameters(profile: dict, chapter: str) -> dict:

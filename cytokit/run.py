@@ -116,7 +116,7 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
     stops the run with :class:`ChapterFailed`.
     """
     prof = profiles.load(profile)
-    todo = select(chapters(), only)
+    todo = select(chapters(), only or prof["only"])
     if not todo:
         raise RunError(f"no chapter notebooks found in {paths.notebooks_dir()}")
     run_dir = Path(out).resolve() if out else paths.default_run_dir(prof["name"])
@@ -133,6 +133,8 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
         wanted.update({"profile": prof["name"], "run_dir": str(run_dir)})
         if data_dir is not None:
             wanted["data_dir"] = str(data_dir)
+        elif wanted.get("data_dir"):
+            wanted["data_dir"] = str((paths.project_root() / wanted["data_dir"]).resolve())
         chosen = {k: v for k, v in wanted.items() if k in declared}
         params_mod.check(chosen, chapter.name)
         plans.append((chapter, chosen))
