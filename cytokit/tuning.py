@@ -21,14 +21,32 @@ OBJECTIVE = "val_accuracy"
 PROJECT = "random_search"
 
 
+_EPOCHS: dict[str, int] = {}  # module-level: Keras Tuner deep-copies the callbacks it is given
+
+
+class _EpochCounter(keras.callbacks.Callback):
+    def __init__(self, trial_id: str):
+        super().__init__()
+        self.trial_id = trial_id
+
+    def on_epoch_end(self, epoch, logs=None):
+        _EPOCHS[self.trial_id] = _EPOCHS.get(self.trial_id, 0) + 1
+
+
 class TimedRandomSearch(keras_tuner.RandomSearch):
-    """RandomSearch that also records each trial's wall time beside the trial."""
+    """RandomSearch that also records each trial's wall time and epochs run beside the trial.
+
+    Keras Tuner keeps only the best value of each metric per trial, not how long the
+    trial trained before early stopping ended it.
+    """
 
     def run_trial(self, trial, *args, **kwargs):
+        _EPOCHS[trial.trial_id] = 0
+        kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [_EpochCounter(trial.trial_id)]
         start = time.perf_counter()
         result = super().run_trial(trial, *args, **kwargs)
         io.write_json(Path(self.get_trial_dir(trial.trial_id)) / "seconds.json",
-                      {"seconds": time.perf_counter() - start})
+                      {"seconds": time.perf_counter() - start, "epochs": _EPOCHS.pop(trial.trial_id, 0)})
         return result
 
 
@@ -47,14 +65,14 @@ def search(tuner, train, val, max_epochs: int, patience: int = 5) -> None:
 
 def _trial_row(tuner, trial) -> dict:
     hp = dict(trial.hyperparameters.values)
-    history = trial.metrics.get_history(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else []
-    seconds_file = Path(tuner.get_trial_dir(trial.trial_id)) / "seconds.json"
-    seconds = json.loads(seconds_file.read_text())["seconds"] if seconds_file.exists() else float("nan")
+    timing_file = Path(tuner.get_trial_dir(trial.trial_id)) / "seconds.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
     lr = hp.get("learning_rate")
     return {
         "trial": trial.trial_id, "status": str(trial.status), **hp,
         "effective_learning_rate": models.effective_learning_rate(hp.get("optimizer"), lr) if lr else lr,
-        OBJECTIVE: trial.score, "epochs_run": len(history), "seconds": seconds,
+        OBJECTIVE: trial.score, "best_epoch": None if trial.best_step is None else int(trial.best_step) + 1,
+        "epochs_run": timing.get("epochs"), "seconds": timing.get("seconds", float("nan")),
     }
 
 

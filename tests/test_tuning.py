@@ -1,0 +1,64 @@
+"""The random search: its table, and resuming after a kill without re-running finished trials."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import sys, numpy as np
+    from cytokit import models, tuning
+    directory, max_trials = sys.argv[1], int(sys.argv[2])
+    rng = np.random.default_rng(0)
+    x = rng.random((48, 32, 32, 3), dtype=np.float32); y = rng.integers(0, 3, 48)
+    tuner = tuning.random_search(models.CellHyperModel(3, 32, bn_momentum=0.9), directory, max_trials, seed=1)
+    tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=2, verbose=0)
+    print("completed", tuning.completed(tuner), flush=True)
+""")
+
+
+def _run(tmp_path, max_trials, **kw):
+    script = tmp_path / "search.py"
+    script.write_text(SCRIPT)
+    return subprocess.Popen([sys.executable, str(script), str(tmp_path / "tuner"), str(max_trials)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _timing_files(tmp_path):
+    return sorted((tmp_path / "tuner" / "random_search").glob("trial_*/seconds.json"))
+
+
+def test_table_and_resume_after_kill(tmp_path):
+    proc = _run(tmp_path, 3)
+    deadline = time.time() + 240
+    while len(_timing_files(tmp_path)) < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert _timing_files(tmp_path), proc.communicate()[0][-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = {f.parent.name: f.read_text() for f in _timing_files(tmp_path)}
+    assert 1 <= len(first) < 3, "the kill came too late to test resuming"
+
+    out, _ = _run(tmp_path, 3).communicate(timeout=300)
+    assert "completed 3" in out, out[-2000:]
+    after = {f.parent.name: f.read_text() for f in _timing_files(tmp_path)}
+    assert len(after) == 3
+    for trial, text in first.items():  # finished trials were not run again
+        assert after[trial] == text
+
+    from cytokit import models, tuning
+
+    tuner = tuning.random_search(models.CellHyperModel(3, 32), tmp_path / "tuner", 3, seed=1)
+    table = tuning.trials_table(tuner)
+    assert len(table) == 3 and (table["status"] == "COMPLETED").all()
+    assert set(table.columns) >= {"dropout", "optimizer", "learning_rate", "batch_size",
+                                  "val_accuracy", "epochs_run", "seconds", "best_epoch"}
+    assert (table["epochs_run"] == 2).all() and (table["seconds"] > 0).all()
+    assert table["val_accuracy"].is_monotonic_decreasing
+    assert set(tuning.best_hyperparameters(tuner)) == {"dropout", "optimizer", "learning_rate", "batch_size"}
