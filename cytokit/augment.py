@@ -104,6 +104,19 @@ def balanced_indices(labels: np.ndarray, target_per_class: int, seed: int = 0) -
     return rng.permutation(idx)
 
 
+def copies(idx: np.ndarray) -> np.ndarray:
+    """True for every entry of ``idx`` that repeats an index already counted once.
+
+    Exactly one occurrence of each distinct image is the original; the rest are the
+    copies that upsampling added.
+    """
+    idx = np.asarray(idx)
+    is_copy = np.ones(len(idx), dtype=bool)
+    _, first = np.unique(idx, return_index=True)
+    is_copy[first] = False
+    return is_copy
+
+
 def upsampled_dataset(
     manifest,
     data_dir,
@@ -113,29 +126,43 @@ def upsampled_dataset(
     class_names=None,
     augmenter: keras.Sequential | None = None,
     seed: int = 0,
+    augment_originals: bool = False,
 ) -> tf.data.Dataset:
     """Augmented, class-balanced batches of the *training* split, read in place.
 
     Usable train rows (``split == "train"``, ``status != "bad"``) are balanced with
     :func:`balanced_indices`, reshuffled every epoch (seeded), decoded and scaled as
     :func:`cytokit.pipeline.load_image` does, batched, then augmented.
-    ``augmenter=None`` balances without augmenting.
+
+    As in the study, which wrote augmented copies beside the untouched originals until
+    each class had about 25,000 images, only the *added copies* are transformed; each
+    original image is seen once per epoch as it is. ``augment_originals=True``
+    transforms every sample instead; ``augmenter=None`` balances without augmenting.
     """
     train = pipeline.rows(manifest, "train")
     y = pipeline.labels(manifest, "train", class_names)
     files = np.array([os.path.join(str(data_dir), p) for p in train["path"]])
     idx = balanced_indices(y, target_per_class, seed=seed)
-    ds = tf.data.Dataset.from_tensor_slices((files[idx], y[idx]))
+    flags = np.ones(len(idx), bool) if augment_originals else copies(idx)
+    ds = tf.data.Dataset.from_tensor_slices((files[idx], y[idx], flags))
     ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(
-        lambda f, label: (pipeline.load_image(f, image_size), label),
+        lambda f, label, flag: (pipeline.load_image(f, image_size), label, flag),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
     ds = ds.batch(batch_size)
     if augmenter is not None:
-        ds = augment_dataset(ds, augmenter)
+        ds = ds.map(lambda x, label, flag: _augment_where(x, label, flag, augmenter))
+    else:
+        ds = ds.map(lambda x, label, flag: (x, label))
     return ds.prefetch(AUTOTUNE)
+
+
+def _augment_where(x, y, flag, aug):
+    """Transform the flagged images of a batch; keep the others as they are."""
+    out = tf.clip_by_value(aug(x, training=True), 0.0, 1.0)
+    return tf.where(flag[:, None, None, None], out, x), y
 
 
 def variants(image: np.ndarray, n: int, aug: keras.Sequential) -> list[np.ndarray]:

@@ -174,3 +174,11 @@ def test_upsampled_dataset_augments_reproducibly(tiny_tree):
         assert xa.min() >= 0.0 and xa.max() <= 1.0
     assert Counter(first[0][1].tolist()) == {0: 3, 1: 3, 2: 3}
     assert not np.array_equal(first[0][1], first[1][1])  # reshuffled every epoch
+
+
+def test_only_the_added_copies_are_transformed():
+    idx = np.array([3, 1, 3, 2, 1, 3])
+    is_copy = augment.copies(idx)
+    assert is_copy.sum() == 3
+    for i in (1, 2, 3):  # exactly one original per distinct image
+        assert (~is_copy[idx == i]).sum() == 1

@@ -1,0 +1,280 @@
+"""Superpixels, LIME, the sufficiency experiment and its controls (chapter 06)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytokit import xai
+from cytokit.sufficiency import SufficiencyResult
+
+SIZE = 32
+BLOCK = 8  # a 4x4 grid of 8x8 superpixels: ids 0..15, row-major
+TOP_LEFT = {0, 1, 4, 5}  # the superpixels of the top-left quadrant
+
+
+def grid_segments(size: int = SIZE, block: int = BLOCK) -> np.ndarray:
+    rows, cols = np.indices((size, size)) // block
+    return (rows * (size // block) + cols).astype(np.int32)
+
+
+def toy_image(seed: int) -> np.ndarray:
+    """Dark random background, bright top-left quadrant: the toy model's evidence for class 1."""
+    img = np.random.default_rng(seed).integers(0, 100, (SIZE, SIZE, 3)).astype(np.uint8)
+    img[: SIZE // 2, : SIZE // 2] = 250
+    return img
+
+
+def toy_predict(images: np.ndarray) -> np.ndarray:
+    """Two classes; P(class 1) rises with the mean of the top-left quadrant only."""
+    tl = np.asarray(images, float)[:, : SIZE // 2, : SIZE // 2].mean(axis=(1, 2, 3))
+    p1 = 1 / (1 + np.exp(-(tl - 160) / 15))
+    return np.stack([1 - p1, p1], axis=1)
+
+
+# --------------------------------------------------------------------------- superpixels
+def test_superpixels_label_0_to_k_and_refuse_floats():
+    img = np.kron(np.random.default_rng(0).integers(0, 255, (4, 4, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    seg = xai.superpixels(img)
+    assert seg.shape == (SIZE, SIZE) and seg.dtype == np.int32
+    assert np.array_equal(np.unique(seg), np.arange(seg.max() + 1))
+    with pytest.raises(TypeError, match="uint8"):
+        xai.superpixels(img.astype(np.float32) / 255)
+
+
+def test_quickshift_params_are_the_study_settings_at_250_px():
+    assert xai.quickshift_params(250) == {"kernel_size": 4.0, "max_dist": 200.0, "ratio": 0.2}
+    small = xai.quickshift_params(64)
+    assert small["kernel_size"] == pytest.approx(4 * 64 / 250) and small["ratio"] == 0.2
+
+
+def test_superpixels_all_in_processes_equals_serial():
+    rng = np.random.default_rng(0)
+    images = [np.kron(rng.integers(0, 255, (6, 6, 3)), np.ones((8, 8, 1))).astype(np.uint8) for _ in range(6)]
+    serial = xai.superpixels_all(images, workers=1, progress=False)
+    pooled = xai.superpixels_all(images, workers=2, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(serial, pooled))
+
+
+def test_superpixel_stats_by_class():
+    stats = xai.superpixel_stats([40, 50, 30], [0, 0, 2], ["ABE", "ART", "BAS"])
+    assert list(stats.index) == ["ABE", "BAS", "all"]
+    assert stats.loc["ABE"].tolist() == [2, 45.0, 40, 50]
+    assert stats.loc["all", "mean"] == 40.0
+
+
+# --------------------------------------------------------------------------- occlusion
+def test_keep_top_shows_exactly_n_superpixels():
+    img = np.random.default_rng(1).integers(0, 100, (SIZE, SIZE, 3)).astype(np.uint8)  # never 128
+    seg = grid_segments()
+    ranking = xai.random_ranking(seg, seed=3)
+    for n in (1, 5, 16):
+        out = xai.keep_top(img, seg, ranking, n)
+        visible = np.isin(seg, ranking[:n])
+        assert np.array_equal(out[visible], img[visible])
+        assert np.all(out[~visible] == 128)
+        shown = [s for s in np.unique(seg) if np.array_equal(out[seg == s], img[seg == s])]
+        assert sorted(shown) == sorted(ranking[:n].tolist())
+    deleted = xai.grey_top(img, seg, ranking, 5)
+    assert np.all(deleted[np.isin(seg, ranking[:5])] == 128)
+    assert np.array_equal(deleted[~np.isin(seg, ranking[:5])], img[~np.isin(seg, ranking[:5])])
+
+
+def test_random_ranking_is_seeded_permutation():
+    seg = grid_segments()
+    a, b, c = (xai.random_ranking(seg, s) for s in (7, 7, 8))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert sorted(a.tolist()) == list(range(16))
+    many = xai.random_rankings([seg, seg], seed=7)
+    assert not np.array_equal(many[0], many[1])  # each image has its own seed
+    assert all(np.array_equal(x, y) for x, y in zip(many, xai.random_rankings([seg, seg], seed=7)))
+
+
+def test_ranking_must_cover_every_superpixel():
+    with pytest.raises(ValueError, match="exactly once"):
+        xai.keep_top(toy_image(0), grid_segments(), [0, 1, 2], 2)
+
+
+# --------------------------------------------------------------------------- LIME
+def test_batched_lime_equals_lime_itself():
+    from lime.lime_image import LimeImageExplainer
+
+    img, seg = toy_image(0), grid_segments()
+    ours = xai.explain(toy_predict, img, seg, label_mode="true", true_label=1, num_samples=64, seed=5)
+    ref = LimeImageExplainer(random_state=5, feature_selection="none").explain_instance(
+        img, toy_predict, labels=(1,), hide_color=128, top_labels=None, num_features=16, num_samples=64,
+        batch_size=64, segmentation_fn=lambda _: seg, random_seed=5)
+    assert ours.weights == pytest.approx(dict(ref.local_exp[1]), abs=1e-12)
+
+
+def test_label_modes_pick_what_they_say():
+    img, seg = toy_image(0), grid_segments()
+    assert toy_predict(img[None]).argmax() == 1
+    first = xai.explain(toy_predict, img, seg, label_mode="first", num_samples=32)
+    true = xai.explain(toy_predict, img, seg, label_mode="true", true_label=0, num_samples=32)
+    predicted = xai.explain(toy_predict, img, seg, num_samples=32)
+    assert (first.label, true.label, predicted.label) == (0, 0, 1)
+    assert predicted.predicted == 1 and first.predicted == 1
+    np.testing.assert_allclose(predicted.full_probs, toy_predict(img[None])[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="true_label"):
+        xai.explain(toy_predict, img, seg, label_mode="true")
+    with pytest.raises(ValueError, match="label_mode"):
+        xai.explain(toy_predict, img, seg, label_mode="last")
+
+
+def test_lime_finds_the_region_the_model_reads_and_beats_random():
+    images = [toy_image(s) for s in range(4)]
+    segs = [grid_segments()] * len(images)
+    exps = xai.explain_all(toy_predict, images, segs, num_samples=128, seed=0, progress=False)
+    assert all(e.ranking[0] in TOP_LEFT for e in exps)
+    assert all(set(e.ranking[:4].tolist()) == TOP_LEFT for e in exps)
+    curves = xai.deletion_insertion(toy_predict, images, segs,
+                                    {"LIME": exps, "random": xai.random_rankings(segs, seed=0)},
+                                    labels=xai.labels_of(exps), steps=16, progress=False)
+    mean = curves.summary()["mean"]
+    assert mean.loc["LIME", "deletion"] < mean.loc["random", "deletion"]
+    assert mean.loc["LIME", "insertion"] > mean.loc["random", "insertion"]
+    pts = curves.points.query("image == 0 and method == 'LIME'")
+    full, grey = toy_predict(images[0][None])[0, 1], toy_predict(np.full((1, SIZE, SIZE, 3), 128))[0, 1]
+    d = pts[pts.kind == "deletion"].set_index("fraction")["prob"]
+    assert d.loc[0.0] == pytest.approx(full) and d.loc[1.0] == pytest.approx(grey)
+    assert set(curves.to_dict()) == {"LIME", "random"}
+
+
+def test_explain_feeds_keras_models_pixel_over_255():
+    keras = pytest.importorskip("keras")
+    from cytokit.models import build_cnn
+
+    keras.utils.set_random_seed(0)
+    model = build_cnn(21, 64)
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    seg = grid_segments(64, 16)
+    e = xai.explain(model, img, seg, num_samples=16)
+    expected = model.predict_on_batch(img[None].astype(np.float32) / 255.0)[0]
+    np.testing.assert_allclose(e.full_probs, expected, rtol=1e-5, atol=1e-7)
+    assert e.label == int(np.argmax(expected)) and len(e.ranking) == 16
+
+
+# --------------------------------------------------------------------------- sufficiency
+def test_images_with_fewer_superpixels_than_n_are_left_out():
+    images = [toy_image(0), toy_image(1)]
+    segs = [grid_segments(), grid_segments(SIZE, 16)]  # 16 and 4 superpixels
+    ranks = xai.random_rankings(segs, seed=0)
+    res = xai.sufficiency(toy_predict, images, segs, ranks, [1, 1], ns=(1, 4, 5, 16, "all"),
+                          class_names=["A", "B"], progress=False)
+    assert res.images_per_n()["images"].to_dict() == {"1": 2, "4": 2, "5": 1, "16": 1, "all": 2}
+    assert res.predictions(5)[1] == -1 and res.predictions(16)[1] == -1
+    # n equal to an image's count is that full image
+    np.testing.assert_allclose(res.probs[4][1], res.full[1])
+    assert res.summary().loc["5", "images"] == 1
+
+
+def _result(preds_by_n, y_true, full_pred):
+    eye = np.eye(2, dtype=np.float32)
+    probs = {n: np.array([eye[p] if p >= 0 else [np.nan, np.nan] for p in preds], np.float32)
+             for n, preds in preds_by_n.items()}
+    probs["all"] = eye[full_pred]
+    return SufficiencyResult(list(preds_by_n) + ["all"], np.array(y_true), eye[full_pred], probs,
+                             np.full(len(y_true), 10), ["A", "B"])
+
+
+def test_two_thirds_precision_rule():
+    y = [0, 0, 0, 1, 1, 1]
+    res = _result({1: [1, 1, 1, 1, 1, 1], 5: [0, 0, 1, 1, 1, 1]}, y, full_pred=y)
+    table = res.summary()
+    assert table.loc["1", "precision_weighted"] == pytest.approx(0.25)
+    assert table.loc["5", "precision_weighted"] == pytest.approx(0.5 * 1 + 0.5 * 0.75)
+    assert list(table["sufficient"]) == [False, True, True]
+    assert res.sufficient_n() == 5
+    assert res.thresholds().loc["accuracy", "sufficient_n"] == 5
+    pcs = res.per_class_sufficiency()
+    assert pcs.loc["A", "sufficient_ns"] == [5] and pcs.loc["B", "sufficient_ns"] == [5]
+    assert res.absorbing()["1"].to_dict() == {"A": 0, "B": 6}
+    assert table.loc["1", "agreement"] == pytest.approx(0.5)
+    assert res.confusion(5).to_numpy().tolist() == [[2, 1], [0, 3]]
+    as_dict = res.to_dict()
+    assert as_dict["sufficient_n"] == 5 and as_dict["images_per_n"] == {"1": 6, "5": 6, "all": 6}
+    json.dumps(as_dict, allow_nan=False)
+
+
+def test_unpredicted_classes_are_not_judged():
+    y = [0, 0, 1, 1]
+    res = _result({1: [0, 0, 0, 0]}, y, full_pred=[0, 0, 0, 0])  # B never predicted on full images
+    pcs = res.per_class_sufficiency()
+    assert not pcs.loc["B", "judged"] and pcs.loc["B", "smallest_sufficient_n"] is None
+
+
+# --------------------------------------------------------------------------- Grad-CAM
+def test_gradcam_heatmap_in_unit_range_at_image_size():
+    keras = pytest.importorskip("keras")
+    from cytokit.models import build_cnn
+
+    keras.utils.set_random_seed(0)
+    model = build_cnn(21, 64)
+    assert xai.target_layer(model) == "block4_relu2"
+    imgs = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)
+    heat = xai.gradcam(model, imgs, [3, 5])
+    assert heat.shape == (2, 64, 64) and heat.min() >= 0 and heat.max() <= 1
+    one = xai.gradcam(model, imgs[0], 3, layer_name="block3_relu2")
+    assert one.shape == (64, 64) and 0 <= one.min() and one.max() <= 1
+    assert one.max() == pytest.approx(1.0) or one.max() == 0
+    ranks = xai.gradcam_rankings(model, xai.to_uint8(imgs), [grid_segments(64, 16)] * 2, [3, 5], progress=False)
+    assert [sorted(r.tolist()) for r in ranks] == [list(range(16))] * 2
+
+
+def test_rank_by_heat_orders_by_mean_heat():
+    seg = grid_segments(SIZE, 16)  # ids 0 1 / 2 3
+    heat = np.zeros((SIZE, SIZE))
+    heat[:16, 16:] = 0.9  # id 1
+    heat[16:, :16] = 0.5  # id 2
+    heat[:16, :16] = 0.1  # id 0
+    heat[16:24, 16:] = 0.8  # half of id 3: mean 0.4
+    assert xai.rank_by_heat(heat, seg).tolist() == [1, 2, 3, 0]
+
+
+# --------------------------------------------------------------------------- ground truth
+def test_localisation_shares_of_cell_and_nucleus():
+    seg = grid_segments()
+    cell = np.zeros((SIZE, SIZE), bool)
+    cell[:16, :16] = True  # the top-left quadrant: ids 0, 1, 4, 5
+    nucleus = seg == 0
+    ranking = np.array([0, 1, 4, 5] + [i for i in range(16) if i not in TOP_LEFT])
+    assert xai.localisation(seg, ranking, 1, cell, nucleus)["nucleus"] == 1.0
+    two = xai.localisation(seg, ranking, 2, cell, nucleus)
+    assert (two["cell"], two["nucleus"], two["cell_chance"]) == (1.0, 0.5, 0.25)
+    assert xai.localisation(seg, ranking, 8, cell, nucleus)["cell"] == 0.5
+    table = xai.localisation_table([seg], {"LIME": [ranking], "random": [xai.random_ranking(seg, 0)]},
+                                   [(cell, nucleus)], ns=(1, 4, 20))
+    assert set(table["n"]) == {1, 4}  # 20 > 16 superpixels: left out
+    summary = xai.localisation_summary(table)
+    assert summary.loc[("LIME", 4), "cell"] == 1.0
+
+
+def test_perturbation_count_compares_both_sample_sizes():
+    images = [toy_image(s) for s in range(3)]
+    segs = [grid_segments()] * 3
+    out = xai.perturbation_count(toy_predict, images, segs, [1, 1, 1], samples=(32, 64), ns=(1, 4, "all"),
+                                 class_names=["A", "B"], progress=False)
+    assert set(out["results"]) == {32, 64}
+    assert isinstance(out["curves"], pd.DataFrame) and set(out["curves"].index.get_level_values(0)) == {32, 64}
+    assert 0 <= out["top5_overlap"] <= 1
+    assert out["sufficient_n"][64] in (1, 4)
+
+
+# --------------------------------------------------------------------------- real images
+def test_real_sample_superpixel_count_matches_study(real_sample):
+    """The study reports 43 superpixels per 250 px image on average (quickshift 4/200/0.2)."""
+    from cytokit.validation import read_rgb
+
+    paths = sorted(real_sample.rglob("*.jpg"))
+    if not paths:
+        pytest.skip(f"no JPEG images under {real_sample}")
+    pick = np.random.default_rng(0).choice(len(paths), size=min(24, len(paths)), replace=False)
+    images = [read_rgb(paths[i]) for i in sorted(pick)]
+    segs = xai.superpixels_all(images, workers=1, progress=False)  # ~0.5-1 s per image
+    mean = xai.counts(segs).mean()
+    assert 40 <= mean <= 55, f"mean superpixels {mean:.1f} on {len(images)} real images"
