@@ -28,6 +28,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -370,3 +371,64 @@ def perturbation_count(model, images, segments_list, y_true, samples=(STUDY_SAMP
     return {"explanations": explanations, "results": results, "curves": curves,
             "sufficient_n": {s: r.sufficient_n() for s, r in results.items()},
             "top5_overlap": top_overlap(explanations[first], explanations[second], 5)}
+
+
+def at_resolution(model, source_size: int):
+    """The model fed images of ``source_size`` px, resized inside the network as the pipeline does.
+
+    Explanations are made on the dataset's own images (250 px), where the study's
+    quickshift settings give its ~43 superpixels; a model trained on smaller images
+    sees each occluded image resized to its input size. At the model's own size this
+    returns the model unchanged.
+    """
+    import keras
+
+    size = model.input_shape[1]
+    if size == source_size:
+        return model
+    return keras.Sequential(
+        [keras.Input((source_size, source_size, 3)),
+         keras.layers.Resizing(size, size, interpolation="bilinear", antialias=True, name="resize_to_model"),
+         *model.layers], name=f"{model.name}_at_{source_size}px")
+
+
+def load_images(data_dir, relpaths, size: int) -> list[np.ndarray]:
+    """uint8 RGB images at ``size`` px (the dataset's own size needs no resizing)."""
+    import cv2
+
+    from cytokit.validation import read_rgb
+
+    out = []
+    for rel in relpaths:
+        img = read_rgb(Path(data_dir) / rel)
+        if img.shape[:2] != (size, size):
+            img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+        out.append(img)
+    return out
+
+
+def choose(manifest, split: str, fraction: float, seed: int = 0, max_images: int | None = None):
+    """A seeded fraction of a split's usable rows (the study explained 30 % of its validation set)."""
+    from cytokit import pipeline
+
+    rows = pipeline.rows(manifest, split)
+    n = max(1, int(round(len(rows) * fraction)))
+    if max_images:
+        n = min(n, int(max_images))
+    return rows.sample(n=n, random_state=seed).sort_values("path")
+
+
+def heat_overlay(image_uint8: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """A Grad-CAM heatmap blended over the image (jet colours), uint8 RGB."""
+    import cv2
+
+    colour = cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET)[..., ::-1]
+    return np.uint8(np.clip((1 - alpha) * image_uint8 + alpha * colour, 0, 255))
+
+
+def example_indices(labels, k: int = 4, seed: int = 0) -> list[int]:
+    """Up to ``k`` images of different classes (seeded), for the example panels."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    classes = rng.permutation(np.unique(labels))[:k]
+    return sorted(int(rng.choice(np.flatnonzero(labels == c))) for c in classes)
