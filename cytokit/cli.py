@@ -53,6 +53,8 @@ def _run(args) -> int:
         import yaml
 
         overrides[key] = yaml.safe_load(value)
+    if args.study_models:
+        overrides["study_models_dir"] = str(Path(args.study_models).resolve())
     run.run(profile=args.profile, out=args.out, data_dir=args.data_dir, only=args.only,
             force=args.force, book=not args.no_book, overrides=overrides)
     return 0
@@ -99,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="the dataset's top folder (default: embedded synthetic data)")
     r.add_argument("--out", help="run folder (default: runs/<profile>)")
     r.add_argument("--only", nargs="+", help="chapters to run, e.g. 01 02_baseline")
+    r.add_argument("--study-models", help="folder of the study's baseline/tuned/augmented.keras (profile study)")
     r.add_argument("-p", "--param", action="append", help="override a notebook parameter, NAME=VALUE")
     r.add_argument("--force", action="store_true", help="re-run chapters already executed in --out")
     r.add_argument("--no-book", action="store_true", help="execute the chapters only")

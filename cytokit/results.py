@@ -28,8 +28,12 @@ LITERATURE = {
 }
 
 
-def model_paths(chapter, source: str = "run") -> dict[str, Path]:
+def model_paths(chapter, source: str = "run", study_dir=None) -> dict[str, Path]:
     """Where each model is: this run's chapters (``run``) or the study's files (``study``).
+
+    The study's models are read from ``study_dir`` (``baseline.keras``, ``tuned.keras``,
+    ``augmented.keras``, e.g. written by ``cytokit import-study-model``), by default from
+    the reference folder beside the project.
 
     A missing model raises :class:`cytokit.chapter.MissingArtifact` naming the chapter
     (or the reference folder) to provide it.
@@ -39,12 +43,13 @@ def model_paths(chapter, source: str = "run") -> dict[str, Path]:
     if source == "study":
         from cytokit.chapter import MissingArtifact
 
-        found = {name: reference.study_model(name) for name in MODEL_CHAPTERS}
-        missing = [n for n, p in found.items() if p is None]
+        folder = Path(study_dir) if study_dir else reference.folder() / "study-models"
+        found = {name: folder / f"{name}.keras" for name in MODEL_CHAPTERS}
+        missing = [n for n, p in found.items() if not p.is_file()]
         if missing:
             raise MissingArtifact(
-                f"the study's models {missing} are not in {reference.folder() / 'study-models'}; "
-                "see data/README.md on getting them (cytokit import-study-model)")
+                f"the study's models {missing} are not in {folder}; see data/README.md on getting "
+                "them (cytokit import-study-model PICKLE OUT.keras)")
         return found
     raise ValueError(f"model_source must be 'run' or 'study', not {source!r}")
 
