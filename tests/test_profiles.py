@@ -33,3 +33,20 @@ def test_malformed_profiles_are_refused(tmp_path):
     broken.write_text("parameters: {a: [1,\n")
     with pytest.raises(profiles.ProfileError, match="not valid YAML"):
         profiles.load(str(broken))
+
+
+def test_every_profile_parameter_is_declared_by_some_chapter():
+    """A typo in a profile would otherwise be dropped silently by the runner."""
+    import papermill
+
+    from cytokit import run
+
+    declared = set()
+    for chapter in run.chapters():
+        params = papermill.inspect_notebook(str(chapter.source))
+        assert {"profile", "run_dir"} <= set(params), chapter.name
+        declared |= set(params)
+    for name in profiles.available():
+        prof = profiles.load(name)
+        used = set(prof["parameters"]).union(*[set(s) for s in prof["chapters"].values()] or [set()])
+        assert used <= declared, f"profile {name}: unknown parameters {sorted(used - declared)}"
