@@ -67,6 +67,12 @@ def _import(args) -> int:
     return 0
 
 
+def _tune(args) -> int:
+    from cytokit import distributed
+
+    return distributed.main_tune(args)
+
+
 def _book(args) -> int:
     from cytokit import book
 
@@ -113,6 +119,12 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("out", type=Path, help="where to write the .keras file")
     i.set_defaults(func=_import)
 
+    from cytokit import distributed
+
+    t = distributed.add_arguments(sub.add_parser(
+        "tune", help="run the chief or one worker of chapter 03's distributed random search"))
+    t.set_defaults(func=_tune)
+
     b = sub.add_parser("book", help="rebuild the book of an existing run folder")
     b.add_argument("run_dir", type=Path)
     b.set_defaults(func=_book)
@@ -122,13 +134,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from cytokit.book import BookError
+    from cytokit.distributed import ClusterError
     from cytokit.params import ParameterError
     from cytokit.profiles import ProfileError
     from cytokit.run import RunError
 
     try:
         return args.func(args)
-    except (RunError, ProfileError, ParameterError, BookError, FileNotFoundError, ValueError) as err:
+    except (RunError, ProfileError, ParameterError, BookError, ClusterError, FileNotFoundError,
+            ValueError) as err:
         print(f"cytokit {args.command}: error: {err}", file=sys.stderr)
         return 2
 
