@@ -21,3 +21,15 @@ def real_sample() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real-image sample not found at {folder} (set CYTOKIT_REAL_SAMPLE to its path)")
     return folder
+
+
+def study_models_dir() -> Path:
+    """The study's trained models (``../shared/reference/study-models``; env overrides)."""
+    return Path(os.environ.get("CYTOKIT_STUDY_MODELS", shared_dir() / "reference" / "study-models"))
+
+
+def require_study_file(path: Path) -> Path:
+    """``path`` if it exists; otherwise skip the test with the reason."""
+    if not path.is_file():
+        pytest.skip(f"study file {path} absent (set CYTOKIT_STUDY_MODELS to the study-models folder)")
+    return path

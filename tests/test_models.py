@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +11,16 @@ import pytest
 keras = pytest.importorskip("keras")
 keras_tuner = pytest.importorskip("keras_tuner")
 
+from conftest import require_study_file, study_models_dir  # noqa: E402
 from cytokit import models, resources  # noqa: E402
 from cytokit.classes import CODES  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CYTOKIT_SHARED", ROOT.parent / "shared"))
-STUDY_MODELS = Path(os.environ.get("CYTOKIT_STUDY_MODELS", SHARED / "reference" / "study-models"))
+STUDY_MODELS = study_models_dir()
 STUDY_PARAMS = 96_509
 
 
 def _study_model(name: str) -> Path:
-    path = STUDY_MODELS / f"{name}.keras"
-    if not path.is_file():
-        pytest.skip(f"study model {path} absent (set CYTOKIT_STUDY_MODELS to the study-models folder)")
-    return path
+    return require_study_file(STUDY_MODELS / f"{name}.keras")
 
 
 @pytest.fixture(scope="module")

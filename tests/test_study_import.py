@@ -17,29 +17,22 @@ import pytest
 keras = pytest.importorskip("keras")
 pytest.importorskip("h5py")
 
+from conftest import require_study_file, study_models_dir  # noqa: E402
 from cytokit import models, pipeline, study_import  # noqa: E402
 from cytokit.study_import import StudyModelError, UnsafePickleError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CYTOKIT_SHARED", ROOT.parent / "shared"))
-STUDY_MODELS = Path(os.environ.get("CYTOKIT_STUDY_MODELS", SHARED / "reference" / "study-models"))
+STUDY_MODELS = study_models_dir()
 PICKLED = STUDY_MODELS / "pickled"
 STUDY_PARAMS = 96_509
 N_IMAGES = 16
 
 
 def _pickled(name: str) -> Path:
-    path = PICKLED / f"{name}{study_import.PICKLE_SUFFIX}"
-    if not path.is_file():
-        pytest.skip(f"study pickle {path} absent (set CYTOKIT_STUDY_MODELS to the study-models folder)")
-    return path
+    return require_study_file(PICKLED / f"{name}{study_import.PICKLE_SUFFIX}")
 
 
 def _answer_key(name: str) -> Path:
-    path = STUDY_MODELS / f"{name}.keras"
-    if not path.is_file():
-        pytest.skip(f"converted study model {path} absent (set CYTOKIT_STUDY_MODELS to the study-models folder)")
-    return path
+    return require_study_file(STUDY_MODELS / f"{name}.keras")
 
 
 def _call_pickle(module: str, name: str, arg: bytes) -> bytes:
