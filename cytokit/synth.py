@@ -376,13 +376,19 @@ def _stage(stage: int):
     return lambda ctx, c: _neutrophil(ctx, c, _maturation(ctx, stage))
 
 
+def _blast_like(ctx: _Ctx, c, radius, shift, size, wobble, nucleoli, nucleolus_px):
+    """Body, round nucleus with fine chromatin and nucleoli: the core of BLA and FGC."""
+    R = ctx.radius(*radius)
+    cell = _body(ctx, c, R)
+    nuc = _round_nucleus(ctx, _offset(ctx, c, R * ctx.u(*shift)), R * ctx.u(*size), wobble=wobble)
+    chrom = _chromatin(ctx, ctx.u(0.75, 0.95), grain=3.0, amp=0.14)
+    nl = _nucleoli(ctx, nuc, int(ctx.rng.integers(*nucleoli)), ctx.px(ctx.u(*nucleolus_px)))
+    return R, cell, nuc, chrom, nl
+
+
 def _bla(ctx: _Ctx, c) -> _Cell:
     """Blast: large, high N:C, fine chromatin, 1-3 nucleoli, thin blue rim."""
-    R = ctx.radius(62, 86)
-    cell = _body(ctx, c, R)
-    nuc = _round_nucleus(ctx, _offset(ctx, c, R * ctx.u(0, 0.08)), R * ctx.u(0.76, 0.88), wobble=0.06)
-    chrom = _chromatin(ctx, ctx.u(0.75, 0.95), grain=3.0, amp=0.14)
-    nl = _nucleoli(ctx, nuc, int(ctx.rng.integers(1, 4)), ctx.px(ctx.u(5, 8)))
+    R, cell, nuc, chrom, nl = _blast_like(ctx, c, (62, 86), (0, 0.08), (0.76, 0.88), 0.06, (1, 4), (5, 8))
     extra = _vec(0, 0.25) * nl
     return _assemble(ctx, cell, nuc, chrom * (1 - 0.65 * nl), _vec(0.1, ctx.u(0.65, 1.0), 0.03), extra)
 
@@ -465,11 +471,7 @@ def _hac(ctx: _Ctx, c) -> _Cell:
 
 def _fgc(ctx: _Ctx, c) -> _Cell:
     """Faggot cell: blast with bundles of pink-purple Auer rods in the cytoplasm."""
-    R = ctx.radius(68, 90)
-    cell = _body(ctx, c, R)
-    nuc = _round_nucleus(ctx, _offset(ctx, c, R * ctx.u(0.1, 0.25)), R * ctx.u(0.58, 0.7), wobble=0.07)
-    chrom = _chromatin(ctx, ctx.u(0.75, 0.95), grain=3.0, amp=0.14)
-    nl = _nucleoli(ctx, nuc, int(ctx.rng.integers(1, 3)), ctx.px(ctx.u(4, 7)))
+    R, cell, nuc, chrom, nl = _blast_like(ctx, c, (68, 90), (0.1, 0.25), (0.58, 0.7), 0.07, (1, 3), (4, 7))
     rods = np.zeros(ctx.shape, np.float32)
     space = cell & ~nuc & (D.dist_inside(cell) > ctx.px(10))
     for centre in D.sample_in(ctx.rng, space, int(ctx.rng.integers(1, 4))):
