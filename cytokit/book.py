@@ -68,6 +68,8 @@ def stage(run_dir, root=None) -> Path:
     static = src / "_static"
     static.mkdir(exist_ok=True)
     shutil.copy2(_plotly_js(), static / "plotly.min.js")
+    for extra in (root / "book" / "_static").glob("*.css"):
+        shutil.copy2(extra, static / extra.name)
     return src
 
 

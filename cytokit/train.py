@@ -13,14 +13,17 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from cytokit import io
+
+# Predicting several models in one notebook makes TensorFlow warn about retracing; the
+# warning is about speed, not correctness, and would be frozen into the book's pages.
+tf.get_logger().setLevel("ERROR")
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and TensorFlow; optionally make TF ops deterministic (slower)."""
-    import tensorflow as tf
-
     keras.utils.set_random_seed(int(seed))
     if deterministic:
         tf.config.experimental.enable_op_determinism()
