@@ -55,8 +55,12 @@ def _run(args) -> int:
         overrides[key] = yaml.safe_load(value)
     if args.study_models:
         overrides["study_models_dir"] = str(Path(args.study_models).resolve())
-    run.run(profile=args.profile, out=args.out, data_dir=args.data_dir, only=args.only,
-            force=args.force, book=not args.no_book, overrides=overrides)
+    out, profile = args.out, args.profile
+    if args.resume:
+        out = args.resume
+        profile = profile or run.resume_profile(args.resume)
+    run.run(profile=profile or "demo", out=out, data_dir=args.data_dir, only=args.only,
+            force=args.force, book=not args.no_book, overrides=overrides, resume=bool(args.resume))
     return 0
 
 
@@ -103,13 +107,15 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_validate)
 
     r = sub.add_parser("run", help="execute the chapters with papermill and build the book")
-    r.add_argument("--profile", default="demo", help="smoke, demo, full, or a path to a YAML profile")
+    r.add_argument("--profile", help="smoke, demo (default), full, study, or a path to a YAML profile")
     r.add_argument("--data-dir", help="the dataset's top folder (default: embedded synthetic data)")
     r.add_argument("--out", help="run folder (default: runs/<profile>)")
     r.add_argument("--only", nargs="+", help="chapters to run, e.g. 01 02_baseline")
     r.add_argument("--study-models", help="folder of the study's baseline/tuned/augmented.keras (profile study)")
     r.add_argument("-p", "--param", action="append", help="override a notebook parameter, NAME=VALUE")
     r.add_argument("--force", action="store_true", help="re-run chapters already executed in --out")
+    r.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run folder: execute only chapters whose outputs are missing or out of date")
     r.add_argument("--no-book", action="store_true", help="execute the chapters only")
     r.set_defaults(func=_run)
 

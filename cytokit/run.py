@@ -107,13 +107,49 @@ def _execute(chapter: Chapter, params: dict, run_dir: Path, log) -> dict:
             "parameters": params}
 
 
+RECORD = "chapter-run.json"
+
+
+def _upstream(run_dir: Path, chapter: Chapter) -> dict:
+    """Fingerprints of the earlier chapters' ``metrics.json`` in the run folder."""
+    import hashlib
+
+    out = {}
+    for metrics in sorted(run_dir.glob("[0-9][0-9]_*/metrics.json")):
+        name = metrics.parent.name
+        if name < chapter.name:
+            out[name] = hashlib.sha256(metrics.read_bytes()).hexdigest()
+    return out
+
+
+def _is_current(run_dir: Path, chapter: Chapter, params: dict) -> bool:
+    """True when the chapter's outputs exist and were made from these parameters and inputs."""
+    folder = run_dir / chapter.name
+    record = folder / RECORD
+    if not ((folder / f"{chapter.name}.ipynb").exists() and (folder / "metrics.json").exists()
+            and record.exists()):
+        return False
+    done = io.read_json(record)
+    return done.get("parameters") == params and done.get("upstream") == _upstream(run_dir, chapter)
+
+
+def resume_profile(run_dir) -> str:
+    """The profile a run folder was made with (from its ``run.json``)."""
+    record = Path(run_dir) / "run.json"
+    if not record.is_file():
+        raise RunError(f"{record} not found: {run_dir} is not a run folder to resume")
+    return io.read_json(record)["profile"]
+
+
 def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None,
         force: bool = False, book: bool = True, overrides: dict | None = None,
-        log=print) -> RunResult:
+        log=print, resume: bool = False) -> RunResult:
     """Execute the chosen chapters of the book under a profile, then build the book.
 
     Profile and chapter problems are reported before anything runs; a failing chapter
-    stops the run with :class:`ChapterFailed`.
+    stops the run with :class:`ChapterFailed`. With ``resume`` only chapters whose
+    outputs are missing, or whose parameters or upstream chapters' results changed,
+    are executed again (a chapter re-run makes every later chapter stale).
     """
     prof = profiles.load(profile)
     todo = select(chapters(), only or prof["only"])
@@ -124,7 +160,7 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
         data_dir = Path(data_dir).expanduser().resolve()
         if not data_dir.is_dir():
             raise RunError(f"--data-dir {data_dir} does not exist or is not a folder (see data/README.md)")
-    _check_run_dir(run_dir, todo, force)
+    _check_run_dir(run_dir, todo, force or resume)
     plans = []
     for chapter in todo:
         declared = declared_parameters(chapter.source)
@@ -148,8 +184,14 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "chapters": result.chapters}
     log(f"Running {len(plans)} chapter(s) with profile '{prof['name']}' into {run_dir}")
     for i, (chapter, params) in enumerate(plans, start=1):
+        if resume and _is_current(run_dir, chapter, params):
+            log(f"[{i}/{len(plans)}] {chapter.name} is up to date, kept")
+            continue
         log(f"[{i}/{len(plans)}] {chapter.name} ...")
+        upstream = _upstream(run_dir, chapter)
+        (run_dir / chapter.name / RECORD).unlink(missing_ok=True)  # a failed re-run is never "current"
         result.chapters.append(_execute(chapter, params, run_dir, log))
+        io.write_json(run_dir / chapter.name / RECORD, {"parameters": params, "upstream": upstream})
         io.write_json(run_dir / "run.json", record)
         log(f"[{i}/{len(plans)}] {chapter.name} done in {result.chapters[-1]['seconds']:.0f} s")
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

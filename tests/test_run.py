@@ -107,3 +107,32 @@ def test_toc_filter_drops_absent_pages_and_empty_parts():
         {"caption": "B", "chapters": [{"file": "notebooks/05"}]}]}
     out = book._filter_toc(toc, {"notebooks/01"})
     assert out["parts"] == [{"caption": "A", "chapters": [{"file": "notebooks/01"}]}]
+
+
+def test_resume_runs_only_missing_or_changed_chapters(toy_project, tmp_path):
+    out = tmp_path / "run"
+    quiet = lambda *a, **k: None  # noqa: E731
+    run.run("toy", out=out, book=False, log=quiet)
+    first = {n: (out / n / "metrics.json").read_bytes() for n in ("01_first", "02_second")}
+
+    (out / "02_second" / "metrics.json").unlink()               # a chapter killed before it finished
+    done = run.run("toy", out=out, book=False, log=quiet, resume=True)
+    assert [c["chapter"] for c in done.chapters] == ["02_second"]
+    assert (out / "01_first" / "metrics.json").read_bytes() == first["01_first"]
+
+    nothing = run.run("toy", out=out, book=False, log=quiet, resume=True)
+    assert nothing.chapters == []
+
+    changed = run.run("toy", out=out, book=False, log=quiet, resume=True, overrides={"x": 9})
+    assert [c["chapter"] for c in changed.chapters] == ["01_first", "02_second"]
+    assert json.loads((out / "01_first" / "metrics.json").read_text())["x"] == 9
+
+
+def test_cli_resume_reads_the_profile_from_the_run_folder(toy_project, tmp_path, capsys):
+    from cytokit import cli
+
+    out = tmp_path / "run"
+    assert cli.main(["run", "--profile", "toy", "--out", str(out), "--no-book"]) == 0
+    assert cli.main(["run", "--resume", str(out), "--no-book"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert cli.main(["run", "--resume", str(tmp_path / "nowhere"), "--no-book"]) == 2
