@@ -34,7 +34,7 @@ test: env
 	$(BIN)/python -m pytest
 
 lab: env
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean-runs:
 	rm -rf runs/
