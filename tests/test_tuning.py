@@ -1,15 +1,11 @@
 """The random search: its table, and resuming after a kill without re-running finished trials."""
 
-import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
-import pytest
 
 SCRIPT = textwrap.dedent("""
     import sys, numpy as np
