@@ -53,8 +53,24 @@ class TimedRandomSearch(keras_tuner.RandomSearch):
 def random_search(hypermodel, directory, max_trials: int, seed: int = 0,
                   overwrite: bool = False) -> TimedRandomSearch:
     """A random search over the study's space, maximising validation accuracy."""
-    return TimedRandomSearch(hypermodel, objective=OBJECTIVE, max_trials=int(max_trials), seed=int(seed),
-                             directory=str(directory), project_name=PROJECT, overwrite=overwrite)
+    tuner = TimedRandomSearch(hypermodel, objective=OBJECTIVE, max_trials=int(max_trials), seed=int(seed),
+                              directory=str(directory), project_name=PROJECT, overwrite=overwrite)
+    _keep_finished_trials(tuner.oracle)
+    return tuner
+
+
+def _keep_finished_trials(oracle) -> None:
+    """Do not re-run a trial that finished just before a kill.
+
+    Keras Tuner saves its oracle state before it removes a just-ended trial from the
+    ongoing ones, and on reload it queues every ongoing trial for another run; a kill in
+    that window would repeat a finished trial (up to 200 epochs in the full profile).
+    The trial's own file already says COMPLETED, so such trials are taken off the queue.
+    """
+    queue = getattr(oracle, "_retry_queue", None)  # absent on a distributed worker's client
+    if queue:
+        done = {keras_tuner.engine.trial.TrialStatus.COMPLETED, keras_tuner.engine.trial.TrialStatus.FAILED}
+        queue[:] = [t for t in queue if oracle.trials[t].status not in done]
 
 
 def search(tuner, train, val, max_epochs: int, patience: int = 5) -> None:
