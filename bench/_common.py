@@ -1,0 +1,100 @@
+"""Shared plumbing for the benchmarks: timing, the machine's description, and result files.
+
+Every benchmark measures its figures side by side in one process and reports ratios,
+because absolute times on a shared 2-core machine move with the neighbours' load.
+Each script writes ``bench/out/<name>.json``; ``bench/run_all.py`` turns those files
+into ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = Path(os.environ.get("CYTOKIT_BENCH_OUT", HERE / "out"))
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="small sizes, a minute or so")
+    p.add_argument("--out", type=Path, default=OUT, help="folder for the JSON result (default bench/out)")
+    return p
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    """Fastest of `repeat` wall-clock runs: the least disturbed by other load."""
+    times = []
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError):
+        mem_gb = float("nan")
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1),
+            "python": platform.python_version(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+
+
+class Report:
+    """The figures of one benchmark: printed as they come, saved as JSON at the end."""
+
+    def __init__(self, name: str, title: str, quick: bool = False):
+        self.name, self.title, self.quick = name, title, quick
+        self.rows: list[dict] = []
+        self.notes: list[str] = []
+        self.started = time.perf_counter()
+        print(f"== {title}{' (quick)' if quick else ''}", flush=True)
+
+    def figure(self, what: str, value: float, unit: str, ratio: float | None = None,
+               ratio_of: str = "", target: str = "", met: bool | None = None) -> None:
+        """One measured figure; `ratio` compares it with `ratio_of` (a reference or a ceiling)."""
+        row = {"what": what, "value": float(value), "unit": unit, "ratio": None if ratio is None else float(ratio),
+               "ratio_of": ratio_of, "target": target, "met": met}
+        self.rows.append(row)
+        text = f"  {what}: {value:,.4g} {unit}"
+        if ratio is not None:
+            text += f"  ({ratio:.2f}x {ratio_of})"
+        if target:
+            text += f"  target {target}: {'met' if met else 'NOT met'}"
+        print(text, flush=True)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  note: {text}", flush=True)
+
+    def save(self, out: Path = OUT) -> Path:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{self.name}.json"
+        payload = {"name": self.name, "title": self.title, "quick": self.quick, "machine": machine(),
+                   "seconds": round(time.perf_counter() - self.started, 1), "command": " ".join(sys.argv),
+                   "rows": self.rows, "notes": self.notes}
+        path.write_text(json.dumps(payload, indent=2))
+        return path
