@@ -10,11 +10,11 @@ the architecture is the study's.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import keras
 import keras_tuner
-import tensorflow as tf
 
 #: Pools of the study at 250 px: 250 -> 62 -> 15 -> 3 -> 1.
 STUDY_POOLS = (4, 4, 4, 3)
@@ -206,8 +206,14 @@ def search_space(replace_sgd_lr: bool = True) -> dict:
 
 
 def _unbatched_dataset(x) -> bool:
-    """True for a tf.data.Dataset whose first element part is one image (rank 3)."""
-    if not isinstance(x, tf.data.Dataset):
+    """True for a tf.data.Dataset whose first element part is one image (rank 3).
+
+    TensorFlow is looked up, not imported: without it loaded there can be no such
+    dataset, and the network itself then runs on any Keras backend (the GPU benchmark
+    uses JAX).
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(x, tf.data.Dataset):
         return False
     return tf.nest.flatten(x.element_spec)[0].shape.rank == 3
 
@@ -245,9 +251,10 @@ class CellHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, x, y=None, validation_data=None, **kwargs):
         """Train with the trial's batch size, which Keras Tuner would otherwise ignore."""
         batch_size = hp.get("batch_size")
+        tf = sys.modules.get("tensorflow")
         if _unbatched_dataset(x):
             x = x.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-        elif isinstance(x, tf.data.Dataset):
+        elif tf is not None and isinstance(x, tf.data.Dataset):
             raise ValueError(
                 "pass an unbatched tf.data.Dataset of (image, label) so the trial's "
                 f"batch_size applies; got elements {x.element_spec}"
