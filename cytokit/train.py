@@ -52,21 +52,66 @@ def early_stopping(patience: int, monitor: str = "val_loss"):
                                          restore_best_weights=True, verbose=0)
 
 
+class _Backup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that also keeps the finished epochs' logs beside the weights.
+
+    Keras restores the weights and the epoch number, but the ``History`` of a resumed
+    ``fit`` starts empty; the epochs run before the interruption come from
+    ``epoch_logs.json``. The logs are written before the weights, and only the epochs the
+    restored backup covers are kept, so a kill between the two writes loses nothing.
+    """
+
+    LOG = "epoch_logs.json"
+
+    def __init__(self, backup_dir):
+        super().__init__(str(backup_dir), delete_checkpoint=True)
+        self.log_path = Path(backup_dir) / self.LOG
+        self.earlier: list[dict] = []     # logs of the epochs finished before a restart
+        self.seconds_before = 0.0         # their training time
+        self._epochs: list[dict] = []
+        self._start = time.perf_counter()
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)     # restores weights and sets the model's initial epoch
+        self._start = time.perf_counter()
+        start = int(getattr(self.model, "_initial_epoch", None) or 0)
+        saved = io.read_json(self.log_path) if start and self.log_path.is_file() else []
+        if len(saved) < start:  # a backup written without the logs: their values are unknown
+            print(f"note: resuming after epoch {start}, but the logs of epochs {len(saved) + 1}-{start} "
+                  f"are not in {self.log_path}; the history shows them as NaN", flush=True)
+            saved = list(saved) + [{"logs": {}, "seconds": saved[-1]["seconds"] if saved else 0.0}
+                                   for _ in range(start - len(saved))]
+        self._epochs = list(saved[:start])
+        self.earlier = [e["logs"] for e in self._epochs]
+        self.seconds_before = float(self._epochs[-1]["seconds"]) if self._epochs else 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = self.seconds_before + time.perf_counter() - self._start
+        self._epochs.append({"logs": {k: float(v) for k, v in (logs or {}).items()}, "seconds": elapsed})
+        io.write_json(self.log_path, self._epochs)
+        super().on_epoch_end(epoch, logs)
+
+
 def fit(model, train_ds, val_ds, epochs: int, callbacks=(), backup_dir=None,
         log_every: int = 1) -> dict:
     """Train and return the history as plain lists, plus seconds and epochs run.
 
     With ``backup_dir`` an interrupted fit resumes from its last finished epoch when
-    called again with the same folder.
+    called again with the same folder; the history then still covers every epoch, and
+    ``seconds`` adds the finished epochs' time before the interruption.
     """
     cbs = list(callbacks) + [EpochLog(log_every)]
-    if backup_dir is not None:
-        cbs.append(keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True))
+    backup = _Backup(backup_dir) if backup_dir is not None else None
+    if backup is not None:
+        cbs.append(backup)
     start = time.perf_counter()
     hist = model.fit(train_ds, validation_data=val_ds, epochs=int(epochs), callbacks=cbs, verbose=0)
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    history["seconds"] = time.perf_counter() - start
-    history["epochs_run"] = len(next(iter(hist.history.values()), []))
+    earlier = backup.earlier if backup is not None else []
+    keys = list(hist.history) or next((list(e) for e in earlier if e), [])
+    history = {k: [float(e.get(k, np.nan)) for e in earlier] + [float(v) for v in hist.history.get(k, [])]
+               for k in keys}
+    history["seconds"] = (backup.seconds_before if backup is not None else 0.0) + time.perf_counter() - start
+    history["epochs_run"] = len(earlier) + len(next(iter(hist.history.values()), []))
     return history
 
 
