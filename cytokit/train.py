@@ -58,7 +58,8 @@ class _Backup(keras.callbacks.BackupAndRestore):
     Keras restores the weights and the epoch number, but the ``History`` of a resumed
     ``fit`` starts empty; the epochs run before the interruption come from
     ``epoch_logs.json``. The logs are written before the weights, and only the epochs the
-    restored backup covers are kept, so a kill between the two writes loses nothing.
+    restored backup covers are kept, so a kill between the two writes loses nothing. Every
+    file is replaced atomically, so a kill while saving leaves the previous backup usable.
     """
 
     LOG = "epoch_logs.json"
@@ -90,6 +91,19 @@ class _Backup(keras.callbacks.BackupAndRestore):
         self._epochs.append({"logs": {k: float(v) for k, v in (logs or {}).items()}, "seconds": elapsed})
         io.write_json(self.log_path, self._epochs)
         super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        """Keras' backup, but each file is written beside its place and renamed onto it.
+
+        Keras overwrites the weights file in place, so a kill while it is being written
+        leaves a file that cannot be opened and the resume fails; here a kill at any moment
+        leaves the previous epoch's backup whole. (Relies on the private attributes of
+        Keras' ``BackupAndRestore``; the resume tests check it with the pinned Keras.)
+        """
+        Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+        with io.atomic_path(self._weights_path, suffix=".weights.h5") as tmp:
+            self.model.save_weights(str(tmp), overwrite=True)
+        io.write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
 def fit(model, train_ds, val_ds, epochs: int, callbacks=(), backup_dir=None,

@@ -1,10 +1,11 @@
 """A training run killed part-way resumes from its last finished epoch, with its whole history.
 
 A subprocess trains the study CNN through ``cytokit.train.fit`` (the call chapters 02-04
-make, with a ``backup_dir``) and logs every epoch's begin and end to a file; the test
-SIGKILLs it while it waits at the start of epoch 4 (epochs 1-3 finished), runs the same
-script again and checks that it trained epochs 4-6 only and that the saved history still
-covers all six epochs.
+make, with a ``backup_dir``) and logs every epoch's begin and end to a file. The test
+SIGKILLs it at a chosen point, runs the same script again and checks that it trained only
+the epochs after the last backed-up one and that the saved history covers all six epochs.
+Two kill points: between epochs (the 4th is starting), and in the middle of writing the
+backup of epoch 3 (a half-written weights file must not break the resume).
 """
 
 import json
@@ -18,7 +19,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-EPOCHS, KILL_AT = 6, 3  # 0-based: killed while epoch index 3 (the 4th) begins
+EPOCHS = 6
 
 SCRIPT = textwrap.dedent("""
     import json, sys, time
@@ -26,7 +27,9 @@ SCRIPT = textwrap.dedent("""
     import keras, numpy as np, tensorflow as tf
     from cytokit import models, train
 
-    out, run, stall_at, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    out, run, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    stall_where, stall_at = sys.argv[4], int(sys.argv[5])   # where the test will kill it
+    ended = []
 
     def event(**kw):
         with open(out / "events.jsonl", "a") as f:
@@ -35,10 +38,21 @@ SCRIPT = textwrap.dedent("""
     class Events(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             event(begin=epoch)
-            if epoch == stall_at:
-                time.sleep(600)  # the test kills the process here
+            if stall_where == "epoch" and epoch == stall_at:
+                time.sleep(600)
         def on_epoch_end(self, epoch, logs=None):
+            ended.append(epoch)
             event(end=epoch, logs={k: float(v) for k, v in (logs or {}).items()})
+
+    keras_save_weights = keras.Model.save_weights
+    def save_weights(self, filepath, *args, **kwargs):
+        if stall_where == "save" and ended and ended[-1] == stall_at:   # half-write this backup
+            with open(filepath, "wb") as f:
+                f.write(b"\\x89HDF\\r\\n\\x1a\\n half-written")
+            event(saving=stall_at)
+            time.sleep(600)
+        return keras_save_weights(self, filepath, *args, **kwargs)
+    keras.Model.save_weights = save_weights
 
     train.set_seed(0)
     rng = np.random.default_rng(0)
@@ -53,11 +67,11 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _start(tmp_path, run, stall_at):
+def _start(tmp_path, run, stall_where="none", stall_at=-1):
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
-    return subprocess.Popen([sys.executable, str(script), str(tmp_path), run, str(stall_at), str(EPOCHS)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [sys.executable, str(script), str(tmp_path), run, str(EPOCHS), stall_where, str(stall_at)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _events(tmp_path, run):
@@ -68,30 +82,37 @@ def _events(tmp_path, run):
     return [e for e in lines if e["run"] == run]
 
 
-def test_killed_training_resumes_from_its_last_finished_epoch(tmp_path):
-    first = _start(tmp_path, "first", KILL_AT)
+# (where the first run is killed, at which epoch index, how many epochs the backup then holds)
+KILLS = {"between epochs": ("epoch", 3, 3),        # epoch 4 begins: epochs 1-3 are backed up
+         "while saving a backup": ("save", 2, 2)}  # the backup of epoch 3 is half-written
+
+
+@pytest.mark.parametrize("kill", list(KILLS))
+def test_killed_training_resumes_from_its_last_finished_epoch(tmp_path, kill):
+    where, at, backed_up = KILLS[kill]
+    signal_seen = (lambda e: e.get("begin") == at) if where == "epoch" else (lambda e: e.get("saving") == at)
+    first = _start(tmp_path, "first", where, at)
     deadline = time.time() + 240
-    while (not any(e.get("begin") == KILL_AT for e in _events(tmp_path, "first"))
+    while (not any(signal_seen(e) for e in _events(tmp_path, "first"))
            and time.time() < deadline and first.poll() is None):
         time.sleep(0.2)
     assert first.poll() is None, "the first run ended before it could be killed:\n" + first.communicate()[0][-3000:]
     first.send_signal(signal.SIGKILL)
     first.wait()
-    killed = _events(tmp_path, "first")
-    ended = [e for e in killed if "end" in e]
-    assert [e["end"] for e in ended] == list(range(KILL_AT)), killed
+    ended = [e for e in _events(tmp_path, "first") if "end" in e]
+    assert [e["end"] for e in ended] == list(range(at + (where == "save")))
     assert (tmp_path / "backup").is_dir() and not (tmp_path / "history.json").exists()
 
-    second = _start(tmp_path, "second", -1)
+    second = _start(tmp_path, "second")
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out[-3000:]
     resumed = _events(tmp_path, "second")
-    assert [e["begin"] for e in resumed if "begin" in e] == list(range(KILL_AT, EPOCHS)), \
-        "the resumed run did not start at the epoch after the last finished one"
-    assert f"epoch {KILL_AT + 1:3d}" in out and "epoch   1 " not in out
+    assert [e["begin"] for e in resumed if "begin" in e] == list(range(backed_up, EPOCHS)), \
+        "the resumed run did not start at the epoch after the last backed-up one"
+    assert f"epoch {backed_up + 1:3d}" in out and "epoch   1 " not in out
 
     history = json.loads((tmp_path / "history.json").read_text())
-    logs = ended + [e for e in resumed if "end" in e]
+    logs = ended[:backed_up] + [e for e in resumed if "end" in e]
     assert [e["end"] for e in logs] == list(range(EPOCHS))
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert history[key] == [e["logs"][key] for e in logs], f"history[{key!r}] lost epochs"
