@@ -2,6 +2,7 @@
 #   make book            run every chapter on the embedded data (demo profile) and build the book
 #   make test            run the test suite
 #   make lab             open JupyterLab on notebooks/ with the project's kernel
+#   make bench           run the benchmarks and write bench/RESULTS.md (QUICK=1: a few minutes)
 #   make book PROFILE=smoke      a 3-minute version; PROFILE=full is the study's protocol
 #   make book DATA_DIR=/path/to/bone_marrow_cell_dataset    the real data (see data/README.md)
 
@@ -12,7 +13,7 @@ DATA_DIR ?=
 RUN_DIR ?= runs/$(PROFILE)
 BIN     := $(VENV)/bin
 
-.PHONY: env book smoke test lab clean-runs
+.PHONY: env book smoke test lab bench clean-runs
 
 env: $(VENV)/.installed
 
@@ -35,6 +36,9 @@ test: env
 
 lab: env
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+bench: env
+	$(BIN)/python bench/run_all.py $(if $(QUICK),--quick,)
 
 clean-runs:
 	rm -rf runs/
