@@ -127,6 +127,7 @@ def upsampled_dataset(
     augmenter: keras.Sequential | None = None,
     seed: int = 0,
     augment_originals: bool = False,
+    cache: bool = False,
 ) -> tf.data.Dataset:
     """Augmented, class-balanced batches of the *training* split, read in place.
 
@@ -138,20 +139,30 @@ def upsampled_dataset(
     each class had about 25,000 images, only the *added copies* are transformed; each
     original image is seen once per epoch as it is. ``augment_originals=True``
     transforms every sample instead; ``augmenter=None`` balances without augmenting.
+
+    ``cache=True`` decodes each distinct training image once and keeps it in memory
+    (the same batches, without decoding every upsampled copy again every epoch); leave
+    it off when the training split does not fit in memory (the full dataset at 250 px).
     """
     train = pipeline.rows(manifest, "train")
     y = pipeline.labels(manifest, "train", class_names)
-    files = np.array([os.path.join(str(data_dir), p) for p in train["path"]])
     idx = balanced_indices(y, target_per_class, seed=seed)
     flags = np.ones(len(idx), bool) if augment_originals else copies(idx)
-    ds = tf.data.Dataset.from_tensor_slices((files[idx], y[idx], flags))
-    ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(
-        lambda f, label, flag: (pipeline.load_image(f, image_size), label, flag),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
-    )
-    ds = ds.batch(batch_size)
+    if cache:
+        images = tf.constant(pipeline.load_images(manifest, data_dir, "train", image_size, batch_size=256))
+        ds = tf.data.Dataset.from_tensor_slices((idx, y[idx], flags))
+        ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+        ds = ds.map(lambda i, label, flag: (tf.gather(images, i), label, flag))
+    else:
+        files = np.array([os.path.join(str(data_dir), p) for p in train["path"]])
+        ds = tf.data.Dataset.from_tensor_slices((files[idx], y[idx], flags))
+        ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(
+            lambda f, label, flag: (pipeline.load_image(f, image_size), label, flag),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+        ds = ds.batch(batch_size)
     if augmenter is not None:
         ds = ds.map(lambda x, label, flag: _augment_where(x, label, flag, augmenter))
     else:

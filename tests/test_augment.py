@@ -182,3 +182,22 @@ def test_only_the_added_copies_are_transformed():
     assert is_copy.sum() == 3
     for i in (1, 2, 3):  # exactly one original per distinct image
         assert (~is_copy[idx == i]).sum() == 1
+
+
+def test_cached_stream_gives_the_same_batches_as_reading_files(tiny_tree):
+    """Caching decoded originals changes the speed, not one pixel or label of the stream."""
+    data_dir, manifest = tiny_tree
+    names = ["ABE", "BLA", "EOS"]
+
+    def epochs(cache):
+        aug = augment.augmenter(seed=1)
+        ds = augment.upsampled_dataset(manifest, data_dir, 32, 4, 5, names, aug, seed=2, cache=cache)
+        return [[(x.numpy(), y.numpy()) for x, y in ds] for _ in range(2)]
+
+    read, cached = epochs(False), epochs(True)
+    assert len(read) == len(cached) == 2
+    for epoch_read, epoch_cached in zip(read, cached):
+        assert len(epoch_read) == len(epoch_cached)
+        for (xa, ya), (xb, yb) in zip(epoch_read, epoch_cached):
+            np.testing.assert_array_equal(ya, yb)
+            np.testing.assert_allclose(xa, xb, atol=1e-6)
