@@ -18,6 +18,7 @@ import math
 import os
 import re
 import zlib
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,6 +34,7 @@ MANIFEST_COLUMNS = ("path", "cls", "bytes", "status", "reason", "width", "height
                     "mode", "format", "sha1", "split")
 _INT_COLUMNS = ("bytes", "width", "height")
 _RANGE_FOLDER = re.compile(r"^\d+-\d+$")
+_INDEX_BAR_DELAY = 1.0  # seconds before the indexing bar appears (short listings print nothing)
 
 
 class DatasetError(ValueError):
@@ -42,13 +44,15 @@ class DatasetError(ValueError):
 # ---------------------------------------------------------------------------- index
 
 
-def index(data_dir) -> pd.DataFrame:
+def index(data_dir, progress=True) -> pd.DataFrame:
     """List every image under ``data_dir`` (read-only), one row per file.
 
     Columns ``path`` (POSIX, relative to ``data_dir``), ``cls`` (top-level folder) and
     ``bytes``, sorted by path. Hidden entries and non-image files are not indexed; their
     relative paths go to ``df.attrs["ignored"]`` (folders with a trailing ``/``, not
     entered). Class folders without images go to ``df.attrs["empty_classes"]``.
+    With ``progress``, a tqdm count of files appears when the listing takes more than
+    a second (171k files take a few seconds from a warm cache, longer from a slow disk).
     """
     root = _dataset_root(data_dir)
     rows, ignored, class_dirs = [], [], []
@@ -59,8 +63,12 @@ def index(data_dir) -> pd.DataFrame:
             class_dirs.append(entry)
     if not class_dirs:
         _raise_no_classes(root, ignored)
-    for entry in class_dirs:
-        _walk(entry, rows, ignored)
+    from tqdm import tqdm
+
+    with tqdm(desc="indexing", unit="file", disable=not progress, delay=_INDEX_BAR_DELAY,
+              mininterval=1.0) as bar:
+        for entry in class_dirs:
+            _walk(entry, rows, ignored, bar)
     df = pd.DataFrame(rows, columns=["path", "cls", "bytes"])
     df = df.astype({"path": str, "cls": str, "bytes": "int64"}).sort_values("path", ignore_index=True)
     present = set(df["cls"])
@@ -93,7 +101,7 @@ def _scan(folder: Path):
         raise DatasetError(f"cannot list {folder} ({err.strerror or err}): check its permissions") from None
 
 
-def _walk(top, rows: list, ignored: list) -> None:
+def _walk(top, rows: list, ignored: list, bar=None) -> None:
     """Append (path, cls, bytes) for every image below the class folder ``top``."""
     cls = top.name
     stack, seen = [(top, cls)], set()
@@ -103,6 +111,7 @@ def _walk(top, rows: list, ignored: list) -> None:
         if key in seen:  # a symlink loop
             continue
         seen.add(key)
+        before = len(rows)
         for entry in _scan(folder.path):
             child = f"{rel}/{entry.name}"
             if entry.name.startswith("."):
@@ -113,6 +122,8 @@ def _walk(top, rows: list, ignored: list) -> None:
                 rows.append((child, cls, entry.stat().st_size))
             else:
                 ignored.append(child)
+        if bar is not None:
+            bar.update(len(rows) - before)
 
 
 def _dir_key(entry):
@@ -155,21 +166,23 @@ def validate(data_dir, idx: pd.DataFrame, expected_size=(250, 250), progress=Tru
 
     Each file is read once, hashed (``sha1`` of its bytes, for leakage checks) and fully
     decoded in a thread pool (Pillow and hashlib release the GIL). See
-    :mod:`cytokit.validation` for what counts as bad or converted.
+    :mod:`cytokit.validation` for what counts as bad or converted. Memory stays at the
+    manifest's own columns: files are checked in chunks, a bounded number in flight, and
+    each chunk's outcomes go straight into the columns.
     """
     root = _dataset_root(data_dir)
-    files = [os.path.join(root, p) for p in idx["path"]]
-    results = _run_checks(files, expected_size, progress, workers or min(32, 4 * (os.cpu_count() or 1)))
+    cols = _run_checks(str(root), idx["path"].tolist(), expected_size, progress,
+                       workers or min(32, 4 * (os.cpu_count() or 1)))
     out = idx.copy()
-    checks = [r[0] for r in results]
-    out["status"] = [c.status for c in checks]
-    out["reason"] = [c.reason for c in checks]
-    out["width"] = np.array([c.width for c in checks], dtype="int64")
-    out["height"] = np.array([c.height for c in checks], dtype="int64")
-    out["mode"] = [c.mode for c in checks]
-    out["format"] = [c.format for c in checks]
-    out["sha1"] = [r[1] for r in results]
+    for name in _CHECK_COLUMNS:
+        values = cols[name]
+        out[name] = np.array(values, dtype="int64") if name in _INT_COLUMNS else values
     return out
+
+
+#: Columns :func:`validate` adds, in the order :func:`_check_chunk` returns them.
+_CHECK_COLUMNS = ("status", "reason", "width", "height", "mode", "format", "sha1")
+_CHUNK = 128  # files per task of the thread pool
 
 
 def _check_file(path: str, expected_size) -> tuple[ImageCheck, str]:
@@ -181,20 +194,43 @@ def _check_file(path: str, expected_size) -> tuple[ImageCheck, str]:
     return check_bytes(data, path, expected_size), hashlib.sha1(data).hexdigest()
 
 
-def _run_checks(files: list, expected_size, progress: bool, workers: int) -> list:
-    """Check files in chunks on a thread pool, in order, with a tqdm bar."""
+def _check_chunk(root: str, paths: list, expected_size) -> list[tuple]:
+    """The :data:`_CHECK_COLUMNS` of each relative path, as one tuple per column."""
+    rows = []
+    for rel in paths:
+        c, sha1 = _check_file(os.path.join(root, rel), expected_size)
+        rows.append((c.status, c.reason, c.width, c.height, c.mode, c.format, sha1))
+    return list(zip(*rows))
+
+
+def _run_checks(root: str, paths: list, expected_size, progress: bool, workers: int) -> dict:
+    """Check files in chunks on a thread pool, in order, with a tqdm bar; returns column lists.
+
+    At most ``4 * workers`` chunks are queued or finished-but-unread at a time, so memory
+    beyond the columns does not grow with the number of files.
+    """
     from tqdm import tqdm
 
-    chunk = 128
-    chunks = [files[i:i + chunk] for i in range(0, len(files), chunk)]
-    results = []
+    cols = {name: [] for name in _CHECK_COLUMNS}
+    window = 4 * max(1, workers)
+    pending = deque()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
-            tqdm(total=len(files), desc="validating images", unit="img", disable=not progress,
+            tqdm(total=len(paths), desc="validating images", unit="img", disable=not progress,
                  mininterval=1.0) as bar:
-        for part in pool.map(lambda c: [_check_file(f, expected_size) for f in c], chunks):
-            results.extend(part)
-            bar.update(len(part))
-    return results
+
+        def collect():
+            part = pending.popleft().result()
+            for name, values in zip(_CHECK_COLUMNS, part):
+                cols[name].extend(values)
+            bar.update(len(part[0]) if part else 0)
+
+        for i in range(0, len(paths), _CHUNK):
+            pending.append(pool.submit(_check_chunk, root, paths[i:i + _CHUNK], expected_size))
+            if len(pending) >= window:
+                collect()
+        while pending:
+            collect()
+    return cols
 
 
 # ---------------------------------------------------------------------------- split
@@ -295,7 +331,7 @@ def _assign(n: int, counts, rng) -> np.ndarray:
 
 def build_manifest(data_dir, seed=0, expected_size=(250, 250), progress=True) -> pd.DataFrame:
     """Index, validate and split ``data_dir`` in one call (the dataset is only read)."""
-    idx = index(data_dir)
+    idx = index(data_dir, progress=progress)
     checked = validate(data_dir, idx, expected_size=expected_size, progress=progress)
     return split(checked, seed=seed)
 

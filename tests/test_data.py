@@ -117,6 +117,21 @@ def test_index_follows_a_symlinked_folder_without_looping(tmp_path):
     assert len(data.index(tmp_path / "ds")) == 2
 
 
+def test_index_counts_files_on_a_bar_only_when_listing_is_slow(tmp_path, capsys, monkeypatch):
+    nested_tree(tmp_path, {"BLA": 3})
+    flat_tree(tmp_path, {"PMO": 2})
+    quiet = data.index(tmp_path, progress=False)
+    fast = data.index(tmp_path)  # a short listing prints nothing (the bar waits a second)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(data, "_INDEX_BAR_DELAY", 0)
+    shown = data.index(tmp_path)
+    err = capsys.readouterr().err
+    assert "indexing" in err and "5file" in err.replace(" ", "")
+    for df in (fast, shown):
+        pd.testing.assert_frame_equal(df, quiet)
+        assert df.attrs == quiet.attrs
+
+
 @pytest.mark.parametrize(
     "setup, words",
     [
@@ -203,6 +218,15 @@ def test_validate_is_the_same_with_one_worker_and_with_progress(odd_tree, capsys
     many = data.validate(odd_tree, idx, progress=True, workers=8)
     pd.testing.assert_frame_equal(one, many)
     assert "validating images" in capsys.readouterr().err
+
+
+def test_validate_keeps_file_order_across_many_small_chunks(odd_tree, monkeypatch):
+    idx = data.index(odd_tree)
+    whole = data.validate(odd_tree, idx, progress=False, workers=1)
+    monkeypatch.setattr(data, "_CHUNK", 1)  # more chunks than the pool keeps in flight (4 per worker)
+    assert len(idx) > 4 * 2
+    for workers in (1, 2):
+        pd.testing.assert_frame_equal(data.validate(odd_tree, idx, progress=False, workers=workers), whole)
 
 
 def test_build_manifest_excludes_bad_files(odd_tree):
