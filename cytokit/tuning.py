@@ -15,7 +15,7 @@ import keras
 import keras_tuner
 import pandas as pd
 
-from cytokit import io, models
+from cytokit import io, models, pipeline
 
 OBJECTIVE = "val_accuracy"
 PROJECT = "random_search"
@@ -71,6 +71,19 @@ def _keep_finished_trials(oracle) -> None:
     if queue:
         done = {keras_tuner.engine.trial.TrialStatus.COMPLETED, keras_tuner.engine.trial.TrialStatus.FAILED}
         queue[:] = [t for t in queue if oracle.trials[t].status not in done]
+
+
+def search_rows(manifest, data_dir, image_size: int, class_names, seed: int = 0, cache=False):
+    """Unbatched (image, label) rows of the training and validation splits for the search.
+
+    The training rows are reshuffled every epoch: the manifest lists images class by
+    class, and a trial fed in that order sees one class per batch and learns nothing
+    its validation score could rank. Each trial batches the rows with its own batch size.
+    """
+    train = pipeline.dataset(manifest, data_dir, "train", image_size, 256, class_names,
+                             shuffle=True, seed=seed, cache=cache).unbatch()
+    val = pipeline.dataset(manifest, data_dir, "val", image_size, 256, class_names, cache=cache).unbatch()
+    return train, val
 
 
 def search(tuner, train, val, max_epochs: int, patience: int = 5) -> None:

@@ -89,3 +89,28 @@ def test_a_trial_that_ended_just_before_a_kill_is_not_run_again(tmp_path):
     after = {f.parent.name: f.read_text() for f in _timing_files(tmp_path)}
     assert set(after) == {"trial_0", "trial_1"}
     assert after["trial_0"] == before["trial_0"]
+
+
+def test_search_rows_are_shuffled_every_epoch_not_class_by_class(tmp_path):
+    """A trial fed class-sorted rows learns nothing its validation score could rank."""
+    import cv2
+    import numpy as np
+    import pandas as pd
+
+    from cytokit import tuning
+
+    rows = []
+    for c, cls in enumerate(["ABE", "BLA", "EOS"]):
+        for i in range(12):
+            rel = f"{cls}/{cls}_{i:05d}.jpg"
+            (tmp_path / cls).mkdir(exist_ok=True)
+            cv2.imwrite(str(tmp_path / rel), np.full((16, 16, 3), 40 + 80 * c, np.uint8))
+            rows.append({"path": rel, "cls": cls, "status": "ok", "split": "train" if i < 9 else "val"})
+    manifest = pd.DataFrame(rows)  # class by class, as a manifest lists them
+    train, val = tuning.search_rows(manifest, tmp_path, 16, ["ABE", "BLA", "EOS"], seed=0, cache=True)
+    epochs = [np.array([int(y) for _, y in train]) for _ in range(2)]
+    for labels in epochs:
+        assert sorted(labels.tolist()) == [0] * 9 + [1] * 9 + [2] * 9
+        assert (np.diff(labels) != 0).sum() > 4  # mixed, not three blocks
+    assert not np.array_equal(epochs[0], epochs[1])
+    assert [int(y) for _, y in val] == [0] * 3 + [1] * 3 + [2] * 3
