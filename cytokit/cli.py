@@ -18,7 +18,7 @@ def _synth(args) -> int:
 def _validate(args) -> int:
     from cytokit import data
 
-    idx = data.index(args.data_dir)
+    idx = data.index(args.data_dir, progress=not args.quiet)
     checked = data.validate(args.data_dir, idx, expected_size=None if args.any_size else (args.size, args.size),
                             progress=not args.quiet)
     bad = checked[checked["status"] == "bad"]
