@@ -1,8 +1,11 @@
 """End to end: the smoke profile through the runner, the book built, figures drawn in Chromium."""
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,14 +14,52 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
+DATASET_STATE = {}  # the smoke run's dataset tree, hashed before and after the run
+
+
+def tree_state(root: Path) -> dict:
+    """Every file and folder under ``root`` (hidden ones too): type, size, mode, mtime, content hash."""
+    state = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            st = path.lstat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() and not path.is_symlink() else None
+            state[str(path.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
+    st = root.stat()
+    state["."] = (st.st_mode, st.st_size, st.st_mtime_ns, None)
+    return state
+
+
+def smoke_dataset() -> Path:
+    """The embedded dataset the smoke profile reads (generated here if absent, as the run would)."""
+    from cytokit import embedded, profiles
+
+    p = profiles.chapter_parameters(profiles.load("smoke"), "01_data")
+    return embedded.resolve(None, synth_images=p["synth_images"], synth_seed=p["synth_seed"],
+                            synth_difficulty=p["synth_difficulty"], progress=False)
+
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke") / "run"
+    dataset = smoke_dataset()
+    DATASET_STATE.update(path=dataset, before=tree_state(dataset))
     cli = [sys.executable, "-m", "cytokit.cli", "run", "--profile", "smoke", "--out", str(out)]
     proc = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    DATASET_STATE["after"] = tree_state(dataset)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
+
+
+def test_the_run_leaves_the_dataset_untouched(smoke_run):
+    """Nothing lost: same files and folders, same bytes, same modification times."""
+    before, after = DATASET_STATE["before"], DATASET_STATE["after"]
+    assert json.loads((smoke_run / "01_data" / "metrics.json").read_text())["data_dir"] == str(DATASET_STATE["path"])
+    assert len(before) > 800
+    assert sorted(set(before) ^ set(after)) == [], "files or folders appeared in or vanished from the dataset"
+    changed = [k for k in before if before[k] != after[k]]
+    assert changed == [], f"the run changed {len(changed)} dataset entries, e.g. {changed[:5]}"
 
 
 def test_every_chapter_executed_with_metrics(smoke_run):
