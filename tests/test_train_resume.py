@@ -2,10 +2,10 @@
 
 A subprocess trains the study CNN through ``cytokit.train.fit`` (the call chapters 02-04
 make, with a ``backup_dir``) and logs every epoch's begin and end to a file. The test
-SIGKILLs it at a chosen point, runs the same script again and checks that it trained only
-the epochs after the last backed-up one and that the saved history covers all six epochs.
-Two kill points: between epochs (the 4th is starting), and in the middle of writing the
-backup of epoch 3 (a half-written weights file must not break the resume).
+SIGKILLs it twice, each time running the same script again: first in the middle of writing
+the backup of epoch 2 (a half-written weights file must not break the resume), then, in
+the resumed run, as epoch 5 begins. Each run must train only the epochs after the last
+backed-up one, and the saved history must cover all six epochs.
 """
 
 import json
@@ -82,39 +82,42 @@ def _events(tmp_path, run):
     return [e for e in lines if e["run"] == run]
 
 
-# (where the first run is killed, at which epoch index, how many epochs the backup then holds)
-KILLS = {"between epochs": ("epoch", 3, 3),        # epoch 4 begins: epochs 1-3 are backed up
-         "while saving a backup": ("save", 2, 2)}  # the backup of epoch 3 is half-written
-
-
-@pytest.mark.parametrize("kill", list(KILLS))
-def test_killed_training_resumes_from_its_last_finished_epoch(tmp_path, kill):
-    where, at, backed_up = KILLS[kill]
-    signal_seen = (lambda e: e.get("begin") == at) if where == "epoch" else (lambda e: e.get("saving") == at)
-    first = _start(tmp_path, "first", where, at)
+def _kill_when(proc, tmp_path, run, seen):
     deadline = time.time() + 240
-    while (not any(signal_seen(e) for e in _events(tmp_path, "first"))
-           and time.time() < deadline and first.poll() is None):
+    while not any(seen(e) for e in _events(tmp_path, run)) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    assert first.poll() is None, "the first run ended before it could be killed:\n" + first.communicate()[0][-3000:]
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    ended = [e for e in _events(tmp_path, "first") if "end" in e]
-    assert [e["end"] for e in ended] == list(range(at + (where == "save")))
+    assert proc.poll() is None, f"run {run} ended before it could be killed:\n" + proc.communicate()[0][-3000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return [e for e in _events(tmp_path, run) if "end" in e]
+
+
+def _begun(tmp_path, run):
+    return [e["begin"] for e in _events(tmp_path, run) if "begin" in e]
+
+
+def test_killed_training_resumes_from_its_last_finished_epoch(tmp_path):
+    # 1st run: killed while writing the backup after epoch index 1; the backup holds epoch 0 only
+    first = _kill_when(_start(tmp_path, "first", "save", 1), tmp_path, "first", lambda e: e.get("saving") == 1)
+    assert [e["end"] for e in first] == [0, 1]
     assert (tmp_path / "backup").is_dir() and not (tmp_path / "history.json").exists()
 
-    second = _start(tmp_path, "second")
-    out, _ = second.communicate(timeout=300)
-    assert second.returncode == 0, out[-3000:]
-    resumed = _events(tmp_path, "second")
-    assert [e["begin"] for e in resumed if "begin" in e] == list(range(backed_up, EPOCHS)), \
-        "the resumed run did not start at the epoch after the last backed-up one"
-    assert f"epoch {backed_up + 1:3d}" in out and "epoch   1 " not in out
+    # 2nd run: resumes at epoch index 1; killed as epoch index 4 begins (0-3 backed up)
+    second = _kill_when(_start(tmp_path, "second", "epoch", 4), tmp_path, "second", lambda e: e.get("begin") == 4)
+    assert _begun(tmp_path, "second") == [1, 2, 3, 4], "the resumed run did not start after the last backup"
+    assert [e["end"] for e in second] == [1, 2, 3]
+
+    # 3rd run: resumes at epoch index 4 and finishes
+    third = _start(tmp_path, "third")
+    out, _ = third.communicate(timeout=300)
+    assert third.returncode == 0, out[-3000:]
+    assert _begun(tmp_path, "third") == [4, 5], "the resumed run did not start after the last backup"
+    assert "epoch   5 " in out and "epoch   1 " not in out
 
     history = json.loads((tmp_path / "history.json").read_text())
-    logs = ended[:backed_up] + [e for e in resumed if "end" in e]
+    logs = first[:1] + second + [e for e in _events(tmp_path, "third") if "end" in e]
     assert [e["end"] for e in logs] == list(range(EPOCHS))
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        assert history[key] == [e["logs"][key] for e in logs], f"history[{key!r}] lost epochs"
+        assert history[key] == [e["logs"][key] for e in logs], f"history[{key!r}] lost or mixed up epochs"
     assert history["epochs_run"] == EPOCHS
     assert not (tmp_path / "backup").exists(), "the backup folder outlived a finished fit"
