@@ -6,8 +6,10 @@ artifacts, ``metrics.json``); the source notebooks in ``notebooks/`` are only re
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +123,29 @@ def _upstream(run_dir: Path, chapter: Chapter) -> dict:
     return out
 
 
+ATTEMPT = "attempt.json"
+BACKUP = "backup"
+
+
+def _keep_backup_only_if_same_attempt(folder: Path, params: dict, upstream: dict, resume: bool, log) -> None:
+    """Let a training backup resume only the attempt that wrote it.
+
+    A killed chapter leaves ``backup/`` (the last finished epoch); ``--resume`` with the
+    same parameters and inputs continues from it. Any other run of the chapter - new
+    parameters, changed earlier chapters, or a plain ``--force`` re-run - starts its
+    training afresh instead of silently restoring weights trained under other settings.
+    """
+    attempt = {"parameters": params, "upstream": upstream}
+    record, backup = folder / ATTEMPT, folder / BACKUP
+    as_written = json.loads(json.dumps(attempt, default=io._jsonable))
+    same = resume and record.exists() and io.read_json(record) == as_written
+    if backup.exists() and not same:
+        log(f"  note: removing {backup}: it belongs to an earlier attempt with other settings")
+        shutil.rmtree(backup)
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_json(record, attempt)
+
+
 def _is_current(run_dir: Path, chapter: Chapter, params: dict) -> bool:
     """True when the chapter's outputs exist and were made from these parameters and inputs."""
     folder = run_dir / chapter.name
@@ -189,6 +214,7 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
         log(f"[{i}/{len(plans)}] {chapter.name} ...")
         upstream = _upstream(run_dir, chapter)
         (run_dir / chapter.name / RECORD).unlink(missing_ok=True)  # a failed re-run is never "current"
+        _keep_backup_only_if_same_attempt(run_dir / chapter.name, params, upstream, resume, log)
         result.chapters.append(_execute(chapter, params, run_dir, log))
         io.write_json(run_dir / chapter.name / RECORD, {"parameters": params, "upstream": upstream})
         io.write_json(run_dir / "run.json", record)

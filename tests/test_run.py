@@ -136,3 +136,27 @@ def test_cli_resume_reads_the_profile_from_the_run_folder(toy_project, tmp_path,
     assert cli.main(["run", "--resume", str(out), "--no-book"]) == 0
     assert "up to date" in capsys.readouterr().out
     assert cli.main(["run", "--resume", str(tmp_path / "nowhere"), "--no-book"]) == 2
+
+
+def test_a_training_backup_resumes_only_the_attempt_that_wrote_it(toy_project, tmp_path):
+    out = tmp_path / "run"
+    quiet = lambda *a, **k: None  # noqa: E731
+    run.run("toy", out=out, book=False, log=quiet)
+    backup = out / "02_second" / "backup"
+
+    def killed_mid_training():
+        backup.mkdir(exist_ok=True)
+        (backup / "weights.h5").write_text("last finished epoch")
+        (out / "02_second" / "metrics.json").unlink()
+
+    killed_mid_training()
+    run.run("toy", out=out, book=False, log=quiet, resume=True)   # same settings: the backup is used
+    assert (backup / "weights.h5").exists()
+
+    killed_mid_training()
+    run.run("toy", out=out, book=False, log=quiet, resume=True, overrides={"x": 8})
+    assert not backup.exists()                                    # other settings: start afresh
+
+    killed_mid_training()
+    run.run("toy", out=out, book=False, log=quiet, force=True)    # a plain re-run never restores
+    assert not backup.exists()
