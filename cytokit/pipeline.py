@@ -96,13 +96,13 @@ def load_image(path, image_size: int) -> tf.Tensor:
 def decode(raw) -> tf.Tensor:
     """uint8 RGB (H, W, 3) from encoded bytes, dispatching on the content, not the file name."""
     is_jpeg = tf.equal(tf.strings.substr(raw, 0, 3), b"\xff\xd8\xff")
-    native = tf.reduce_any([tf.equal(tf.strings.substr(raw, 0, len(m)), m) for m in _NATIVE_MAGIC])
-    native = native | _is_webp(raw)
 
     def jpeg():
         return tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE")
 
-    def other():
+    def other():  # the magic-number tests run only for the rare non-JPEG file
+        native = tf.reduce_any([tf.equal(tf.strings.substr(raw, 0, len(m)), m) for m in _NATIVE_MAGIC])
+        native = native | _is_webp(raw)
         return tf.cond(native, lambda: tf.io.decode_image(raw, channels=3, expand_animations=False,
                                                           dtype=tf.uint8),
                        lambda: _decode_with_pillow(raw))
@@ -123,13 +123,24 @@ def _decode_with_pillow(raw):
 
 
 def to_model_input(img, image_size: int) -> tf.Tensor:
-    """float32 pixel/255; bilinear resize (antialiased when shrinking) only if the size differs."""
+    """float32 pixel/255; bilinear resize (antialiased when shrinking) only if the size differs.
+
+    A uint8 image already at ``image_size`` skips the clip: pixel/255 of 0..255 is in
+    [0, 1] exactly, so the result is bit-identical, one pass over the image cheaper.
+    """
+    img = tf.convert_to_tensor(img)
     x = tf.cast(img, tf.float32)
     shape = tf.shape(x)
     same = tf.logical_and(tf.equal(shape[0], image_size), tf.equal(shape[1], image_size))
-    x = tf.cond(same, lambda: x,
-                lambda: tf.image.resize(x, [image_size, image_size], method="bilinear", antialias=True))
-    x = tf.clip_by_value(x / 255.0, 0.0, 1.0)
+
+    def scaled(v):
+        return tf.clip_by_value(v / 255.0, 0.0, 1.0)
+
+    def native():
+        return x / 255.0 if img.dtype == tf.uint8 else scaled(x)
+
+    x = tf.cond(same, native,
+                lambda: scaled(tf.image.resize(x, [image_size, image_size], method="bilinear", antialias=True)))
     x.set_shape([image_size, image_size, 3])
     return x
 

@@ -131,3 +131,35 @@ def test_custom_class_names_and_errors(tree, manifest):
         pipeline.labels(manifest, "train", ["BLA"])
     with pytest.raises(ValueError, match="no usable images in split 'tset'"):
         pipeline.dataset(manifest, tree, "tset", 32, 2)
+
+
+def _plain_model_input(img, size):
+    """The pipeline's formula without any shortcut: clip(resize-if-needed(float(img)) / 255)."""
+    x = tf.cast(img, tf.float32)
+    if x.shape[0] != size or x.shape[1] != size:
+        x = tf.image.resize(x, [size, size], method="bilinear", antialias=True)
+    return tf.clip_by_value(x / 255.0, 0.0, 1.0).numpy()
+
+
+def test_model_input_is_bit_identical_to_the_plain_formula():
+    """Skipping the clip for native-size uint8 images changes no pixel, eagerly or in tf.data."""
+    full = np.arange(250 * 250 * 3, dtype=np.int64).reshape(250, 250, 3) % 256  # every value 0..255
+    cases = [full.astype(np.uint8), rgb(180, 200), rgb(40, 40),
+             np.linspace(-40, 300, 250 * 250 * 3, dtype=np.float32).reshape(250, 250, 3)]  # float: clipped
+    for img in cases:
+        for size in (64, 250):
+            expected = _plain_model_input(img, size)
+            np.testing.assert_array_equal(pipeline.to_model_input(img, size).numpy(), expected)
+            ds = tf.data.Dataset.from_generator(lambda img=img: iter([img]),
+                                                output_signature=tf.TensorSpec([None, None, 3], img.dtype))
+            got = next(iter(ds.map(lambda x, size=size: pipeline.to_model_input(x, size))))
+            np.testing.assert_array_equal(got.numpy(), expected)
+            assert 0.0 <= expected.min() and expected.max() <= 1.0
+
+
+def test_cached_epochs_repeat_the_first_exactly(tree, manifest):
+    ds = pipeline.dataset(manifest, tree, None, 32, 4, cache=True)
+    first, again = batches(ds), batches(ds)
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    np.testing.assert_array_equal(first[0], batches(pipeline.dataset(manifest, tree, None, 32, 4))[0])
