@@ -94,7 +94,8 @@ class Report:
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{self.name}.json"
         payload = {"name": self.name, "title": self.title, "quick": self.quick, "machine": machine(),
-                   "seconds": round(time.perf_counter() - self.started, 1), "command": " ".join(sys.argv),
+                   "seconds": round(time.perf_counter() - self.started, 1),
+                   "command": " ".join(sys.argv).replace(str(HERE.parent) + "/", ""),
                    "rows": self.rows, "notes": self.notes}
         path.write_text(json.dumps(payload, indent=2))
         return path
