@@ -13,7 +13,10 @@ import json
 import os
 import platform
 import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +29,16 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes, a minute or so")
     p.add_argument("--out", type=Path, default=OUT, help="folder for the JSON result (default bench/out)")
     return p
+
+
+def synth_data(n_images: int, seed: int = 0) -> Path:
+    """The synthetic dataset of ``cytokit synth`` under the temp folder (reused when complete)."""
+    out = Path(tempfile.gettempdir()) / "cytokit-bench" / f"synth-{n_images}-seed{seed}"
+    exe = Path(sys.executable).with_name("cytokit")
+    cmd = [str(exe)] if exe.exists() else [shutil.which("cytokit") or "cytokit"]
+    subprocess.run(cmd + ["synth", str(out), "--n-images", str(n_images), "--seed", str(seed), "--quiet"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return out
 
 
 def best_of(fn, repeat: int = 3) -> float:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +50,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Report, best_of, parser, peak_rss_mb  # noqa: E402
+from _common import Report, best_of, parser, peak_rss_mb, synth_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -62,16 +61,6 @@ SEED = 0
 QUALITY = 75        # Pillow's default JPEG quality, what ImageDataGenerator's save_to_dir wrote
 PER = 10_000        # figures are seconds per this many augmented samples
 DEMO_SIZE = 64      # the demo profile's image_size
-
-
-def synth_data(n_images: int, seed: int = SEED) -> Path:
-    """The synthetic dataset of ``cytokit synth`` under the temp folder (reused when complete)."""
-    out = Path(tempfile.gettempdir()) / "cytokit-bench" / f"synth-{n_images}-seed{seed}"
-    exe = Path(sys.executable).with_name("cytokit")
-    cmd = [str(exe)] if exe.exists() else [shutil.which("cytokit") or "cytokit"]
-    subprocess.run(cmd + ["synth", str(out), "--n-images", str(n_images), "--seed", str(seed), "--quiet"],
-                   check=True, stdout=subprocess.DEVNULL)
-    return out
 
 
 def written_bytes() -> int:

@@ -35,17 +35,14 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Report, best_of, parser, peak_rss_mb  # noqa: E402
+from _common import Report, best_of, parser, peak_rss_mb, synth_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,16 +52,6 @@ BATCH = 32
 SEED = 0
 REF_TARGET = 1.0           # pipeline / image_dataset_from_directory
 CEILING_TARGET = 0.8       # pipeline / raw decode
-
-
-def synth_data(n_images: int, seed: int = SEED) -> Path:
-    """The synthetic dataset of ``cytokit synth`` under the temp folder (reused when complete)."""
-    out = Path(tempfile.gettempdir()) / "cytokit-bench" / f"synth-{n_images}-seed{seed}"
-    exe = Path(sys.executable).with_name("cytokit")
-    cmd = [str(exe)] if exe.exists() else [shutil.which("cytokit") or "cytokit"]
-    subprocess.run(cmd + ["synth", str(out), "--n-images", str(n_images), "--seed", str(seed), "--quiet"],
-                   check=True, stdout=subprocess.DEVNULL)
-    return out
 
 
 def cpu_seconds() -> float:
