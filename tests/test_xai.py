@@ -111,6 +111,45 @@ def test_batched_lime_equals_lime_itself():
     assert ours.weights == pytest.approx(dict(ref.local_exp[1]), abs=1e-12)
 
 
+def irregular_segments() -> np.ndarray:
+    """11 diagonal-band superpixels (ids 0..10), none of them a block, so the gather is tested in full."""
+    return (np.add.outer(np.arange(SIZE) // 3, np.arange(SIZE) // 5) % 11).astype(np.int32)
+
+
+def test_batched_lime_feeds_lime_own_perturbed_images_in_big_batches():
+    from lime.lime_image import LimeImageExplainer
+
+    img, seg = toy_image(1), irregular_segments()
+
+    def recorder(batches):
+        def predict(batch):
+            assert batch.dtype == np.uint8 and batch.flags.c_contiguous
+            batches.append(batch.copy())
+            return toy_predict(batch)
+        return predict
+
+    for hide in (128, None):  # grey, and lime's mean colour of each superpixel
+        ours, theirs = [], []
+        explainer = xai._BatchedLime(random_state=3, feature_selection="none")
+        explainer.explain_instance(img, recorder(ours), labels=(1,), hide_color=hide, top_labels=None,
+                                   num_samples=50, batch_size=16, segmentation_fn=lambda _: seg, random_seed=3)
+        LimeImageExplainer(random_state=3, feature_selection="none").explain_instance(
+            img, recorder(theirs), labels=(1,), hide_color=hide, top_labels=None, num_samples=50, batch_size=16,
+            segmentation_fn=lambda _: seg, random_seed=3)
+        assert [len(b) for b in ours] == [16, 16, 16, 2]
+        np.testing.assert_array_equal(np.concatenate(ours), np.concatenate(theirs))
+
+
+def test_batched_lime_ranking_is_unchanged_for_a_fixed_seed():
+    """Rankings of the builder before the np.take rewrite (bench/lime.py), pinned."""
+    img, seg = toy_image(2), irregular_segments()
+    grey = xai.explain(toy_predict, img, seg, num_samples=64, seed=11)
+    black = xai.explain(toy_predict, img, seg, num_samples=64, seed=11, hide_color=0)
+    assert grey.label == black.label == 1
+    assert grey.ranking.tolist() == [4, 3, 2, 5, 1, 6, 0, 7, 8, 9, 10]
+    assert black.ranking.tolist() == [3, 2, 4, 5, 1, 0, 7, 6, 10, 9, 8]
+
+
 def test_label_modes_pick_what_they_say():
     img, seg = toy_image(0), grid_segments()
     assert toy_predict(img[None]).argmax() == 1
