@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["pipeline", "augmentation", "training", "lime", "scale", "book"]
+ORDER = ["pipeline", "augmentation", "training", "lime_speed", "scale", "book"]
 
 
 def _fmt(v: float) -> str:

@@ -169,7 +169,7 @@ class _BatchedLime(LimeImageExplainer):
     ``where``. The earlier ``data[:, segments].astype(bool)`` and a repeat over the
     channels took about half as long again (0.68 against 0.47 ms per 250 px image at
     128 samples, 0.86 against 0.55 at 1,000, timed with a model-free stub as
-    bench/lime.py does): fancy indexing gathers int64 and lays the mask out batch axis
+    bench/lime_speed.py does): fancy indexing gathers int64 and lays the mask out batch axis
     innermost, and the repeat then walks that transposed layout.
     """
 

@@ -141,7 +141,7 @@ def test_batched_lime_feeds_lime_own_perturbed_images_in_big_batches():
 
 
 def test_batched_lime_ranking_is_unchanged_for_a_fixed_seed():
-    """Rankings of the builder before the np.take rewrite (bench/lime.py), pinned."""
+    """Rankings of the builder before the np.take rewrite (bench/lime_speed.py), pinned."""
     img, seg = toy_image(2), irregular_segments()
     grey = xai.explain(toy_predict, img, seg, num_samples=64, seed=11)
     black = xai.explain(toy_predict, img, seg, num_samples=64, seed=11, hide_color=0)

@@ -61,9 +61,6 @@ import numpy as np  # noqa: E402
 
 from _common import Report, best_of, parser  # noqa: E402
 
-# This file is bench/lime.py: with its folder on the path, `import lime` (here and in
-# cytokit.xai) would find it instead of the lime package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 SIZE, CLASSES = 250, 21
 SEED = 0
 BATCH = 256  # cytokit's default batch (xai.explain, xai.classifier)
@@ -241,7 +238,7 @@ def paired(samples, reference) -> float:
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
-    report = Report("lime", "LIME: seconds per explanation vs the lime package, a per-perturbation loop and bare predict",
+    report = Report("lime_speed", "LIME: seconds per explanation vs the lime package, a per-perturbation loop and bare predict",
                     quick=args.quick)
     import keras
 
