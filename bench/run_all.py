@@ -41,7 +41,7 @@ def section(result: dict) -> str:
              f"{result['seconds']:.0f} s", "",
              "| figure | value | ratio | target |", "|---|---:|---|---|"]
     for r in result["rows"]:
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x {r['ratio_of']}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.3g}x {r['ratio_of']}"
         target = "" if not r["target"] else f"{r['target']}: {'met' if r['met'] else '**not met**'}"
         lines.append(f"| {r['what']} | {_fmt(r['value'])} {r['unit']} | {ratio} | {target} |")
     lines += [""] + [f"- {n}" for n in result["notes"]] + ([""] if result["notes"] else [])
@@ -59,7 +59,7 @@ def write_results(out: Path, quick: bool) -> Path:
             parts.append(section(json.loads(f.read_text())))
     gpu = HERE / "gpu" / "training_gpu.json"
     if gpu.exists():
-        card = (HERE / "gpu" / "gpu.txt").read_text().strip().replace("\n", "; ")
+        card = "; ".join((HERE / "gpu" / "gpu.txt").read_text().strip().splitlines()[1:])
         parts += ["## On a GPU", "", f"Measured on a lent GPU machine ({card}). TensorFlow's GPU build could not "
                   "be installed there, so the same Keras network ran on the JAX backend "
                   "(`KERAS_BACKEND=jax python bench/training.py --gpu --images <real-sample>`).", "",
