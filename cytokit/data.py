@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cytokit import classes
+from cytokit.progress import bar as progress_bar
 from cytokit.validation import ImageCheck, check_bytes, read_rgb  # noqa: F401 - read_rgb re-exported
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -63,10 +64,8 @@ def index(data_dir, progress=True) -> pd.DataFrame:
             class_dirs.append(entry)
     if not class_dirs:
         _raise_no_classes(root, ignored)
-    from tqdm import tqdm
-
-    with tqdm(desc="indexing", unit="file", disable=not progress, delay=_INDEX_BAR_DELAY,
-              mininterval=1.0) as bar:
+    with progress_bar(desc="indexing", unit="file", enabled=progress, delay=_INDEX_BAR_DELAY,
+                      mininterval=1.0) as bar:
         for entry in class_dirs:
             _walk(entry, rows, ignored, bar)
     df = pd.DataFrame(rows, columns=["path", "cls", "bytes"])
@@ -209,14 +208,12 @@ def _run_checks(root: str, paths: list, expected_size, progress: bool, workers: 
     At most ``4 * workers`` chunks are queued or finished-but-unread at a time, so memory
     beyond the columns does not grow with the number of files.
     """
-    from tqdm import tqdm
-
     cols = {name: [] for name in _CHECK_COLUMNS}
     window = 4 * max(1, workers)
     pending = deque()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
-            tqdm(total=len(paths), desc="validating images", unit="img", disable=not progress,
-                 mininterval=1.0) as bar:
+            progress_bar(total=len(paths), desc="validating images", unit="img", enabled=progress,
+                         mininterval=1.0) as bar:
 
         def collect():
             part = pending.popleft().result()

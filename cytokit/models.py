@@ -261,6 +261,8 @@ class CellHyperModel(keras_tuner.HyperModel):
             )
         else:
             kwargs["batch_size"] = batch_size
+        if tf is not None and isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # the dataset shuffles itself; Keras would warn
         if _unbatched_dataset(validation_data):
             validation_data = validation_data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
         return model.fit(x, y, validation_data=validation_data, **kwargs)

@@ -234,11 +234,9 @@ def _mean(x) -> float:
 
 
 def _progress(it, progress: bool, desc: str):
-    if not progress:
-        return it
-    from tqdm.auto import tqdm
+    from cytokit.progress import bar
 
-    return tqdm(it, desc=desc, leave=False)
+    return bar(it, enabled=progress, desc=desc, leave=False)
 
 
 @dataclass

@@ -949,13 +949,13 @@ def _jobs(counts: dict) -> list[tuple[str, int]]:
 
 def _render_all(root: Path, meta: dict, progress: bool, workers: int | None) -> None:
     """Render every image into `root`, in-process or over a pool of processes."""
-    from tqdm import tqdm
+    from cytokit.progress import bar as progress_bar
 
     jobs = _jobs(meta["counts"])
     chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
     args = (str(root), meta["seed"], meta["size"], meta["difficulty"])
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(chunks)))
-    with tqdm(total=len(jobs), desc="synth", unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(jobs), desc="synth", unit="img", enabled=progress) as bar:
         if workers == 1:
             for ch in chunks:
                 bar.update(_write_chunk(args[0], ch, *args[1:]))

@@ -119,7 +119,8 @@ def fit(model, train_ds, val_ds, epochs: int, callbacks=(), backup_dir=None,
     if backup is not None:
         cbs.append(backup)
     start = time.perf_counter()
-    hist = model.fit(train_ds, validation_data=val_ds, epochs=int(epochs), callbacks=cbs, verbose=0)
+    hist = model.fit(train_ds, validation_data=val_ds, epochs=int(epochs), callbacks=cbs, verbose=0,
+                     shuffle=not isinstance(train_ds, tf.data.Dataset))  # a dataset shuffles itself
     earlier = backup.earlier if backup is not None else []
     keys = list(hist.history) or next((list(e) for e in earlier if e), [])
     history = {k: [float(e.get(k, np.nan)) for e in earlier] + [float(v) for v in hist.history.get(k, [])]

@@ -80,10 +80,15 @@ def search_rows(manifest, data_dir, image_size: int, class_names, seed: int = 0,
     class, and a trial fed in that order sees one class per batch and learns nothing
     its validation score could rank. Each trial batches the rows with its own batch size.
     """
-    train = pipeline.dataset(manifest, data_dir, "train", image_size, 256, class_names,
-                             shuffle=True, seed=seed, cache=cache).unbatch()
-    val = pipeline.dataset(manifest, data_dir, "val", image_size, 256, class_names, cache=cache).unbatch()
-    return train, val
+    import tensorflow as tf
+
+    def rows(split, shuffle):
+        n = len(pipeline.rows(manifest, split))
+        ds = pipeline.dataset(manifest, data_dir, split, image_size, 256, class_names,
+                              shuffle=shuffle, seed=seed, cache=cache).unbatch()
+        return ds.apply(tf.data.experimental.assert_cardinality(n))  # so Keras knows where an epoch ends
+
+    return rows("train", True), rows("val", False)
 
 
 def search(tuner, train, val, max_epochs: int, patience: int = 5) -> None:

@@ -135,11 +135,9 @@ def superpixels_all(images: Sequence[np.ndarray], workers: int | None = None, pr
     chunk = max(1, min(16, len(jobs) // (4 * workers)))
     with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
         it = ex.map(_segment, jobs, chunksize=chunk)
-        if progress:
-            from tqdm.auto import tqdm
+        from cytokit.progress import bar
 
-            it = tqdm(it, total=len(jobs), desc="superpixels", leave=False)
-        return list(it)
+        return list(bar(it, enabled=progress, total=len(jobs), desc="superpixels", leave=False))
 
 
 def counts(segments_list: Sequence[np.ndarray]) -> np.ndarray:

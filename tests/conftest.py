@@ -33,3 +33,10 @@ def require_study_file(path: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"study file {path} absent (set CYTOKIT_STUDY_MODELS to the study-models folder)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _progress_bars_follow_each_test(monkeypatch):
+    """The runner silences progress bars for the book (TQDM_DISABLE) in its own process;
+    a test that ran it in-process must not silence the bars later tests look for."""
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
