@@ -28,12 +28,18 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lime.lime_image import LimeImageExplainer
 from skimage.segmentation import quickshift
+
+with warnings.catch_warnings():
+    # lime imports tqdm.auto, which warns inside a kernel without ipywidgets although
+    # no lime progress bar is ever shown here.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from lime.lime_image import LimeImageExplainer
 
 from cytokit.classes import CODES
 from cytokit.gradcam import gradcam, rank_by_heat, target_layer  # noqa: F401  (re-exported)

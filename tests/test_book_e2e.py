@@ -73,6 +73,18 @@ def test_every_chapter_executed_with_metrics(smoke_run):
     assert run["profile"] == "smoke" and "finished" in run
 
 
+def test_pages_carry_no_warnings_or_progress_bars(smoke_run):
+    """Warnings and progress bars printed while a chapter ran would be frozen into its page."""
+    noisy = []
+    for nb_path in sorted(smoke_run.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")):
+        for i, cell in enumerate(json.loads(nb_path.read_text())["cells"]):
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
+                if out.get("name") == "stderr" or "Warning" in text:
+                    noisy.append(f"{nb_path.name} cell {i}: {text[:120]!r}")
+    assert noisy == []
+
+
 def test_source_notebooks_stay_clean():
     import nbformat
 
