@@ -3,9 +3,9 @@
 Introduced in chapter 04 (augmentation). The study wrote augmented copies of the
 minority classes to disk with ``ImageDataGenerator`` until every class had about
 25,000 images. Here nothing is written: each class's training files are repeated
-(or subsampled) to a target count by index, and every batch is transformed afresh
-by Keras preprocessing layers inside tf.data. Validation and test data are never
-augmented.
+(or subsampled) to a target count by index, and every added copy is transformed
+afresh inside tf.data by one random warp per image (:mod:`cytokit.warp`). Validation
+and test data are never augmented.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from cytokit import pipeline
+from cytokit.warp import FILL_MODES, RandomWarp
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -29,50 +30,34 @@ def augmenter(
     fill_mode: str = "reflect",
     seed: int = 0,
 ) -> keras.Sequential:
-    """The study's geometric augmentation as Keras layers (report Ch. 4.7).
+    """The study's geometric augmentation (report Ch. 4.7) as one Keras layer, ``"warp"``.
 
-    - flips: two independent layers, horizontal then vertical, as the study's
-      ``horizontal_flip=True, vertical_flip=True``. Keras 3's single
-      ``RandomFlip("horizontal_and_vertical")`` flips both axes together, which is a
-      180 degree rotation and never mirrors the cell.
-    - rotation: uniform in +-``rotation_deg`` (``rotation_range=180``).
-    - translation: up to +-``translate`` of height and width (``*_shift_range=0.25``).
-    - shear: ``RandomShear(x_factor=shear, y_factor=shear)`` shears pixels by up to
-      ``shear`` of the image size across (about 11 degrees for 0.2), the report's
-      stated 20 %. The study's code passed ``ImageDataGenerator(shear_range=0.2)``,
-      which is 0.2 *degrees*, a near no-op; this follows the report's intent.
-    - ``fill_mode`` (``"reflect"``, the study's) fills the borders of every
-      geometric layer. Bilinear interpolation keeps values in [0, 1].
+    Every image gets its own random transform, composed into one matrix and resampled
+    once (:class:`cytokit.warp.RandomWarp`), as ``ImageDataGenerator`` did:
 
-    Each layer gets its own seed (``seed``, ``seed + 1`` ...), so two augmenters
-    built with the same seed transform the same batches identically.
+    - flips: left-right and top-bottom, independently, each with probability 1/2
+      (``horizontal_flip=True, vertical_flip=True``), so true mirror images occur;
+    - rotation: uniform in +-``rotation_deg`` (``rotation_range=180``);
+    - translation: up to +-``translate`` of width and height (``*_shift_range=0.25``);
+    - shear: up to +-``shear`` along each axis, i.e. pixels move by up to ``shear`` of
+      the image size across it (about 11 degrees for 0.2), the report's stated 20 %.
+      The study's code passed ``ImageDataGenerator(shear_range=0.2)``, which is 0.2
+      *degrees*, a near no-op; this follows the report's intent.
+    - ``fill_mode`` (``"reflect"``, the study's) fills the uncovered borders. Bilinear
+      interpolation keeps values in [0, 1].
+
+    The same ``seed`` gives the same sequence of transforms.
     """
-    layers: list[keras.layers.Layer] = []
-    if flip:
-        layers += [
-            keras.layers.RandomFlip("horizontal", seed=seed, name="flip_h"),
-            keras.layers.RandomFlip("vertical", seed=seed + 1, name="flip_v"),
-        ]
-    if rotation_deg:
-        layers.append(
-            keras.layers.RandomRotation(rotation_deg / 360.0, fill_mode=fill_mode, seed=seed + 2, name="rotate")
-        )
-    if translate:
-        layers.append(
-            keras.layers.RandomTranslation(translate, translate, fill_mode=fill_mode, seed=seed + 3, name="shift")
-        )
-    if shear:
-        layers.append(
-            keras.layers.RandomShear(x_factor=shear, y_factor=shear, fill_mode=fill_mode, seed=seed + 4, name="shear")
-        )
-    return keras.Sequential(layers, name="augmenter")
+    return keras.Sequential(
+        [RandomWarp(rotation_deg, translate, shear, flip, fill_mode, seed=seed, name="warp")],
+        name="augmenter")
 
 
 def augment_dataset(ds: tf.data.Dataset, augmenter: keras.Sequential) -> tf.data.Dataset:
     """Batched (x, y) -> (augmented x clipped to [0, 1], y).
 
-    The map runs sequentially on purpose: the layers draw from stateful seed
-    generators, and a parallel map would hand out the draws in a run-dependent order.
+    The map runs sequentially on purpose: the warp draws from a stateful seed
+    generator, and a parallel map would hand out the draws in a run-dependent order.
     A prefetch after it still overlaps augmentation with training.
     """
 
@@ -181,9 +166,6 @@ def variants(image: np.ndarray, n: int, aug: keras.Sequential) -> list[np.ndarra
     batch = np.repeat(np.asarray(image, np.float32)[None], n, axis=0)
     out = np.clip(np.asarray(aug(batch, training=True)), 0.0, 1.0)
     return [np.rint(x * 255).astype(np.uint8) for x in out]
-
-
-FILL_MODES = ("reflect", "constant", "nearest", "wrap")
 
 
 def fill_mode_gallery(image: np.ndarray, n: int = 3, seed: int = 0,

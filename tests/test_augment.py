@@ -56,10 +56,9 @@ def test_eval_mode_is_identity():
 
 
 def test_flips_mirror_independently():
-    """Horizontal and vertical flips are separate layers: some outputs are true mirrors."""
+    """Left-right and top-bottom flips are drawn independently: some outputs are true mirrors."""
     x = _batch(n=32)
     aug = augment.augmenter(rotation_deg=0, translate=0, shear=0, seed=0)
-    assert [layer.name for layer in aug.layers] == ["flip_h", "flip_v"]
     y = _aug(aug, x)
     kinds = set()
     for xi, yi in zip(x, y):
@@ -69,10 +68,16 @@ def test_flips_mirror_independently():
     assert kinds == {"none", "h", "v", "hv"}
 
 
-def test_only_requested_layers():
+def test_one_warp_layer_carries_the_requested_transforms():
     aug = augment.augmenter(flip=False, shear=0)
-    assert [layer.name for layer in aug.layers] == ["rotate", "shift"]
-    assert aug.get_layer("rotate").factor == pytest.approx((-0.5, 0.5))
+    assert [layer.name for layer in aug.layers] == ["warp"]
+    warp = aug.get_layer("warp")
+    assert (warp.rotation_deg, warp.translate, warp.shear, warp.flip) == (180, 0.25, 0, False)
+
+
+def test_rejects_unknown_fill_mode():
+    with pytest.raises(ValueError, match="fill_mode"):
+        augment.augmenter(fill_mode="mirror")
 
 
 def test_augment_dataset_maps_batches_and_keeps_labels():
