@@ -3,7 +3,8 @@
 Issue 8 item 1. The study fed its models with ``keras.utils.image_dataset_from_directory``
 from folders it had rearranged on disk; cytokit reads the rows of a split manifest in
 place (:func:`cytokit.pipeline.dataset`: decode by content with libjpeg's accurate integer
-DCT, antialiased resize only when the size differs, pixel/255, batch). Both are measured
+DCT -- at 1/2, 1/4 or 1/8 scale when that still covers the image size --, antialiased
+resize only when the size differs, pixel/255, batch). Both are measured
 side by side in one process on the same JPEGs -- the 2,000 (``--quick``: 500) 250x250
 images of ``cytokit synth --seed 0``, written once to ``$TMPDIR/cytokit-bench/`` and
 reused -- at the full 250 px and at the demo profile's 64 px, batch size 32, both paths
@@ -21,7 +22,8 @@ epoch of ``cache=True`` (decoded, resized tensors kept in memory), and the CPU t
 image of each path -- steadier than wall time on a shared machine, where the neighbours'
 load moves images/s by 2x between rounds. Variants that were tried and not adopted
 (``deterministic=False``, a parallel interleave of the file reads, one intra-op thread,
-a parallel batch, no antialiasing, TensorFlow's fast DCT) are measured in the same rounds
+a parallel batch, no antialiasing, TensorFlow's fast DCT, and at 64 px the full-size decode
+the pipeline used before the scaled one) are measured in the same rounds
 and reported relative to the pipeline.
 
 Checks: both paths see the same image files (the Keras loader walks the range sub-folders
@@ -142,7 +144,8 @@ def main() -> None:
         return keras.utils.image_dataset_from_directory(data_dir, image_size=(size, size), batch_size=BATCH,
                                                         shuffle=False, seed=SEED, verbose=False)
 
-    def by_hand(size, det=True, interleave=False, intra1=False, pbatch=False, antialias=True, dct=None):
+    def by_hand(size, det=True, interleave=False, intra1=False, pbatch=False, antialias=True, dct=None,
+                full_decode=False):
         """cytokit's load_image with one knob changed (the experiments)."""
         ds = tf.data.Dataset.from_tensor_slices((files, pipeline.labels(manifest, None)))
         if interleave:  # read the files in a parallel interleave, decode in the map
@@ -153,8 +156,8 @@ def main() -> None:
             raw = f if interleave else tf.io.read_file(f)
             if dct is not None:  # JPEG only: the synthetic data has nothing else
                 img = tf.io.decode_jpeg(raw, channels=3, dct_method=dct)
-            else:
-                img = pipeline.decode(raw)
+            else:  # full_decode: the whole JPEG, then the antialiased resize alone shrinks it
+                img = pipeline.decode(raw, None if full_decode else size)
             if antialias:
                 return pipeline.to_model_input(img, size)
             x = tf.image.resize(tf.cast(img, tf.float32), [size, size], method="bilinear")
@@ -208,6 +211,7 @@ def main() -> None:
             "TensorFlow's default (fast) DCT": by_hand(size, dct=""),
         }
         if size != 250:
+            built["full-size decode, then the resize"] = by_hand(size, full_decode=True)
             built["no antialiasing"] = by_hand(size, antialias=False)
         variants = {k: (lambda ds=ds: consume(ds)) for k, ds in built.items()}
         res = rounds(variants, n_rounds)

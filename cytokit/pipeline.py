@@ -5,8 +5,9 @@ rearranged on disk. Here the rows of one split of the manifest are read in place
 decoded by content (a PNG named ``.jpg``, grayscale, RGBA and CMYK images all become
 8-bit RGB), resized to ``image_size`` only when needed, and scaled to [0, 1] as
 ``pixel / 255`` -- the study's preprocessing. JPEGs are decoded with libjpeg's
-accurate integer DCT, so pixels equal ``cv2.imread`` / Pillow's exactly (TensorFlow's
-default fast DCT differs by up to ~20 grey levels). Formats TensorFlow cannot decode
+accurate integer DCT, so at full size pixels equal ``cv2.imread`` / Pillow's exactly
+(TensorFlow's default fast DCT differs by up to ~20 grey levels); a JPEG read at a
+half, quarter or eighth of its size is scaled down inside the decoder first. Formats TensorFlow cannot decode
 (TIFF ...) go through Pillow. Introduced in chapter 02 (baseline).
 """
 
@@ -90,15 +91,24 @@ def dataset(manifest, data_dir, split, image_size: int, batch_size: int, class_n
 
 def load_image(path, image_size: int) -> tf.Tensor:
     """Read, decode and scale one image file to float32 [0, 1], image_size x image_size x 3."""
-    return to_model_input(decode(tf.io.read_file(path)), image_size)
+    return to_model_input(decode(tf.io.read_file(path), image_size), image_size)
 
 
-def decode(raw) -> tf.Tensor:
-    """uint8 RGB (H, W, 3) from encoded bytes, dispatching on the content, not the file name."""
+def decode(raw, image_size: int | None = None) -> tf.Tensor:
+    """uint8 RGB (H, W, 3) from encoded bytes, dispatching on the content, not the file name.
+
+    With ``image_size``, a JPEG is decoded straight at the smallest of libjpeg's
+    1/2, 1/4, 1/8 scales that still covers ``image_size`` on its shorter side (or at
+    full size): the scaled inverse DCT is itself a low-pass downscale, and a 250 px
+    cell read at 64 px costs about a quarter of a full decode.
+    """
     is_jpeg = tf.equal(tf.strings.substr(raw, 0, 3), b"\xff\xd8\xff")
 
     def jpeg():
-        return tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE")
+        if image_size is None:
+            return _decode_jpeg(raw, 1)
+        return tf.switch_case(jpeg_scale_index(tf.image.extract_jpeg_shape(raw), image_size),
+                              [lambda r=r: _decode_jpeg(raw, r) for r in JPEG_SCALES])
 
     def other():  # the magic-number tests run only for the rare non-JPEG file
         native = tf.reduce_any([tf.equal(tf.strings.substr(raw, 0, len(m)), m) for m in _NATIVE_MAGIC])
@@ -110,6 +120,23 @@ def decode(raw) -> tf.Tensor:
     img = tf.cond(is_jpeg, jpeg, other)
     img.set_shape([None, None, 3])
     return img
+
+
+#: libjpeg's decode-time downscaling ratios, as ``tf.io.decode_jpeg(ratio=...)`` takes them.
+JPEG_SCALES = (1, 2, 4, 8)
+
+
+def jpeg_scale_index(shape, image_size: int) -> tf.Tensor:
+    """Index into :data:`JPEG_SCALES` of the largest ratio whose output covers ``image_size``.
+
+    libjpeg writes ``ceil(side / ratio)`` pixels per side; the shorter side decides.
+    """
+    short = tf.minimum(shape[0], shape[1])
+    return tf.add_n([tf.cast((short + r - 1) // r >= image_size, tf.int32) for r in JPEG_SCALES[1:]])
+
+
+def _decode_jpeg(raw, ratio: int):
+    return tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE", ratio=ratio)
 
 
 def _is_webp(raw):

@@ -163,3 +163,34 @@ def test_cached_epochs_repeat_the_first_exactly(tree, manifest):
     np.testing.assert_array_equal(first[0], again[0])
     np.testing.assert_array_equal(first[1], again[1])
     np.testing.assert_array_equal(first[0], batches(pipeline.dataset(manifest, tree, None, 32, 4))[0])
+
+
+def _smooth(size=250):
+    """A cell-like picture: a dark disc on a light gradient (JPEG-friendly, like a smear)."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = np.stack([200 - 60 * xx, 190 - 40 * yy, 210 - 30 * xx * yy], axis=-1)
+    img[(yy - 0.5) ** 2 + (xx - 0.45) ** 2 < 0.08] = (110, 60, 150)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size, ratio", [(250, 1), (126, 1), (125, 2), (63, 4), (64, 2), (32, 8)])
+def test_jpegs_are_decoded_at_the_smallest_scale_that_covers_the_size(tmp_path, size, ratio):
+    path = tmp_path / "cell.jpg"
+    save(path, _smooth())
+    raw = tf.io.read_file(str(path))
+    assert pipeline.JPEG_SCALES[int(pipeline.jpeg_scale_index(tf.image.extract_jpeg_shape(raw), size))] == ratio
+    scaled = tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE", ratio=ratio)
+    np.testing.assert_array_equal(pipeline.decode(raw, size).numpy(), scaled.numpy())
+    if scaled.shape[0] == size:  # already at size: no resize after the scaled decode
+        np.testing.assert_array_equal(pipeline.load_image(str(path), size).numpy(), scaled.numpy() / np.float32(255))
+
+
+def test_scaled_decode_matches_a_full_decode_then_resize(tmp_path):
+    """Decoding at 1/2 before the antialiased shrink to 64 px moves pixels by about a grey level."""
+    path = tmp_path / "cell.jpg"
+    save(path, _smooth())
+    full = tf.io.decode_jpeg(tf.io.read_file(str(path)), channels=3, dct_method="INTEGER_ACCURATE")
+    want = _plain_model_input(full.numpy(), 64)
+    got = pipeline.load_image(str(path), 64).numpy()
+    assert np.abs(got - want).mean() * 255 < 0.5
+    assert np.abs(got - want).max() * 255 < 8
