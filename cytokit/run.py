@@ -124,24 +124,29 @@ def _upstream(run_dir: Path, chapter: Chapter) -> dict:
 
 
 ATTEMPT = "attempt.json"
-BACKUP = "backup"
+#: What a killed chapter leaves to continue from: its training backup (last finished
+#: epoch) and Keras Tuner's trial folder (finished trials are not run again).
+RESUMABLE = ("backup", "tuner")
 
 
 def _keep_backup_only_if_same_attempt(folder: Path, params: dict, upstream: dict, resume: bool, log) -> None:
-    """Let a training backup resume only the attempt that wrote it.
+    """Let a training backup or a search's finished trials resume only the attempt that wrote them.
 
-    A killed chapter leaves ``backup/`` (the last finished epoch); ``--resume`` with the
-    same parameters and inputs continues from it. Any other run of the chapter - new
-    parameters, changed earlier chapters, or a plain ``--force`` re-run - starts its
-    training afresh instead of silently restoring weights trained under other settings.
+    A killed chapter leaves ``backup/`` (the last finished epoch) and, in chapter 03,
+    ``tuner/`` (the trials done so far); ``--resume`` with the same parameters and inputs
+    continues from them. Any other run of the chapter - new parameters, changed earlier
+    chapters, or a plain ``--force`` re-run - starts afresh instead of silently restoring
+    weights or trial scores obtained under other settings.
     """
     attempt = {"parameters": params, "upstream": upstream}
-    record, backup = folder / ATTEMPT, folder / BACKUP
+    record = folder / ATTEMPT
     as_written = json.loads(json.dumps(attempt, default=io._jsonable))
     same = resume and record.exists() and io.read_json(record) == as_written
-    if backup.exists() and not same:
-        log(f"  note: removing {backup}: it belongs to an earlier attempt with other settings")
-        shutil.rmtree(backup)
+    for name in RESUMABLE:
+        state = folder / name
+        if state.exists() and not same:
+            log(f"  note: removing {state}: it belongs to an earlier attempt with other settings")
+            shutil.rmtree(state)
     folder.mkdir(parents=True, exist_ok=True)
     io.write_json(record, attempt)
 

@@ -138,11 +138,13 @@ def test_cli_resume_reads_the_profile_from_the_run_folder(toy_project, tmp_path,
     assert cli.main(["run", "--resume", str(tmp_path / "nowhere"), "--no-book"]) == 2
 
 
-def test_a_training_backup_resumes_only_the_attempt_that_wrote_it(toy_project, tmp_path):
+@pytest.mark.parametrize("state", ["backup", "tuner"])
+def test_a_training_backup_resumes_only_the_attempt_that_wrote_it(toy_project, tmp_path, state):
+    """The same holds for a training backup and for a search's finished trials."""
     out = tmp_path / "run"
     quiet = lambda *a, **k: None  # noqa: E731
     run.run("toy", out=out, book=False, log=quiet)
-    backup = out / "02_second" / "backup"
+    backup = out / "02_second" / state
 
     def killed_mid_training():
         backup.mkdir(exist_ok=True)
