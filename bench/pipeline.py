@@ -2,9 +2,10 @@
 
 Issue 8 item 1. The study fed its models with ``keras.utils.image_dataset_from_directory``
 from folders it had rearranged on disk; cytokit reads the rows of a split manifest in
-place (:func:`cytokit.pipeline.dataset`: decode by content with libjpeg's accurate integer
-DCT -- at 1/2, 1/4 or 1/8 scale when that still covers the image size --, antialiased
-resize only when the size differs, pixel/255, batch). Both are measured
+place (:func:`cytokit.pipeline.dataset`: libjpeg's accurate integer DCT -- at 1/2, 1/4 or
+1/8 scale when that still covers the image size --, an area-averaging shrink only when
+the size differs, pixel/255, batch; the manifest says all files are 250 px JPEGs, so the
+loader is fixed while tracing instead of dispatching on every file's content). Both are measured
 side by side in one process on the same JPEGs -- the 2,000 (``--quick``: 500) 250x250
 images of ``cytokit synth --seed 0``, written once to ``$TMPDIR/cytokit-bench/`` and
 reused -- at the full 250 px and at the demo profile's 64 px, batch size 32, both paths
@@ -22,8 +23,8 @@ epoch of ``cache=True`` (decoded, resized tensors kept in memory), and the CPU t
 image of each path -- steadier than wall time on a shared machine, where the neighbours'
 load moves images/s by 2x between rounds. Variants that were tried and not adopted
 (``deterministic=False``, a parallel interleave of the file reads, one intra-op thread,
-a parallel batch, no antialiasing, TensorFlow's fast DCT, and at 64 px the full-size decode
-the pipeline used before the scaled one) are measured in the same rounds
+a parallel batch, TensorFlow's fast DCT, the per-image dispatch of ``load_image``, and at
+64 px a full-size decode and a plain bilinear shrink) are measured in the same rounds
 and reported relative to the pipeline.
 
 Checks: both paths see the same image files (the Keras loader walks the range sub-folders
@@ -144,9 +145,12 @@ def main() -> None:
         return keras.utils.image_dataset_from_directory(data_dir, image_size=(size, size), batch_size=BATCH,
                                                         shuffle=False, seed=SEED, verbose=False)
 
+    assert pipeline.uniform_jpeg_shape(usable) == (250, 250), "the bench data are 250 px JPEGs"
+
     def by_hand(size, det=True, interleave=False, intra1=False, pbatch=False, antialias=True, dct=None,
-                full_decode=False):
-        """cytokit's load_image with one knob changed (the experiments)."""
+                full_decode=False, dispatch=False):
+        """cytokit's planned loader with one knob changed (the experiments)."""
+        ratio = 1 if full_decode else pipeline.JPEG_SCALES[pipeline.scale_index_for(250, size)]
         ds = tf.data.Dataset.from_tensor_slices((files, pipeline.labels(manifest, None)))
         if interleave:  # read the files in a parallel interleave, decode in the map
             ds = ds.interleave(lambda f, y: tf.data.Dataset.from_tensors((tf.io.read_file(f), y)),
@@ -154,10 +158,11 @@ def main() -> None:
 
         def load(f):
             raw = f if interleave else tf.io.read_file(f)
-            if dct is not None:  # JPEG only: the synthetic data has nothing else
-                img = tf.io.decode_jpeg(raw, channels=3, dct_method=dct)
-            else:  # full_decode: the whole JPEG, then the antialiased resize alone shrinks it
-                img = pipeline.decode(raw, None if full_decode else size)
+            if dispatch:  # load_image: every image's format and size decided at run time
+                return pipeline.to_model_input(pipeline.decode(raw, size), size)
+            img = tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE" if dct is None else dct,
+                                    ratio=ratio)
+            img.set_shape([-(-250 // ratio), -(-250 // ratio), 3])
             if antialias:
                 return pipeline.to_model_input(img, size)
             x = tf.image.resize(tf.cast(img, tf.float32), [size, size], method="bilinear")
@@ -209,10 +214,11 @@ def main() -> None:
             "max_intra_op_parallelism=1": by_hand(size, intra1=True),
             "parallel batch": by_hand(size, pbatch=True),
             "TensorFlow's default (fast) DCT": by_hand(size, dct=""),
+            "per-image dispatch (load_image)": by_hand(size, dispatch=True),
         }
         if size != 250:
-            built["full-size decode, then the resize"] = by_hand(size, full_decode=True)
-            built["no antialiasing"] = by_hand(size, antialias=False)
+            built["full-size decode, then the shrink"] = by_hand(size, full_decode=True)
+            built["plain bilinear shrink (aliasing)"] = by_hand(size, antialias=False)
         variants = {k: (lambda ds=ds: consume(ds)) for k, ds in built.items()}
         res = rounds(variants, n_rounds)
         assert res["cytokit"]["images"] == res["reference"]["images"] == n_images, \
@@ -257,10 +263,11 @@ def main() -> None:
 
     report.note("why the variants are not the default: deterministic=False breaks the manifest order that "
                 "pipeline.labels() promises for shuffle=False; the fast DCT differs from cv2/Pillow by up to ~20 "
-                "grey levels; no antialiasing aliases the 250 -> 64 px shrink (as the reference does); the "
-                "interleave, one intra-op thread and the parallel batch keep the output but would have to be "
-                "faster steadily, round after round and run after run. The ceiling makes no float32 output: at "
-                "250 px the cast, /255 and a 24 MB batch per 32 images cost about as much CPU as the decode.")
+                "grey levels; a plain bilinear shrink aliases (as the reference does); the per-image dispatch is "
+                "what files of mixed formats or sizes still get; the interleave, one intra-op thread and the "
+                "parallel batch keep the output but would have to be faster steadily, round after round and run "
+                "after run. The ceiling makes no float32 output: at 250 px the cast, /255 and a 24 MB batch per "
+                "32 images are work the decode alone does not do.")
     report.note(f"peak RSS {peak_rss_mb():.0f} MB")
     print(report.save(args.out))
 

@@ -140,10 +140,11 @@ def upsampled_dataset(
         ds = ds.map(lambda i, label, flag: (tf.gather(images, i), label, flag))
     else:
         files = np.array([os.path.join(str(data_dir), p) for p in train["path"]])
+        load = pipeline.loader(train, image_size)
         ds = tf.data.Dataset.from_tensor_slices((files[idx], y[idx], flags))
         ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(
-            lambda f, label, flag: (pipeline.load_image(f, image_size), label, flag),
+            lambda f, label, flag: (load(f), label, flag),
             num_parallel_calls=AUTOTUNE,
             deterministic=True,
         )

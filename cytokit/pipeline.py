@@ -74,12 +74,13 @@ def dataset(manifest, data_dir, split, image_size: int, batch_size: int, class_n
     ``shuffle`` is False, and reproducible for a given ``seed`` when it is True.
     """
     y = labels(manifest, split, class_names)
-    files = [os.path.join(str(data_dir), p) for p in rows(manifest, split)["path"]]
+    chosen = rows(manifest, split)
+    files = [os.path.join(str(data_dir), p) for p in chosen["path"]]
+    load = loader(chosen, image_size)
     ds = tf.data.Dataset.from_tensor_slices((files, y))
     if shuffle and not cache:  # shuffling file names is cheap: the whole split is the buffer
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda f, label: (load_image(f, image_size), label),
-                num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda f, label: (load(f), label), num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache:
         ds = ds.cache("" if cache is True else str(cache))
         if shuffle:
@@ -92,6 +93,37 @@ def dataset(manifest, data_dir, split, image_size: int, batch_size: int, class_n
 def load_image(path, image_size: int) -> tf.Tensor:
     """Read, decode and scale one image file to float32 [0, 1], image_size x image_size x 3."""
     return to_model_input(decode(tf.io.read_file(path), image_size), image_size)
+
+
+def loader(chosen, image_size: int):
+    """``path -> model input`` for the files of ``chosen`` manifest rows.
+
+    When the manifest says every file is a JPEG of one size (the real dataset: 250 x 250),
+    the decode scale and the resize are fixed once, with no per-image branching (about a
+    third of the CPU time per image); the pixels equal :func:`load_image`'s. Otherwise
+    each file is dispatched on its content by :func:`load_image`.
+    """
+    shape = uniform_jpeg_shape(chosen)
+    if shape is None:
+        return lambda path: load_image(path, image_size)
+    ratio = JPEG_SCALES[scale_index_for(min(shape), image_size)]
+    decoded = tuple(-(-side // ratio) for side in shape)
+
+    def load(path):
+        img = _decode_jpeg(tf.io.read_file(path), ratio)
+        img.set_shape([*decoded, 3])
+        return to_model_input(img, image_size)
+    return load
+
+
+def uniform_jpeg_shape(chosen) -> tuple[int, int] | None:
+    """(height, width) when the manifest rows are all JPEGs of one size, else None."""
+    if chosen.empty or not {"format", "width", "height"} <= set(chosen.columns):
+        return None
+    if set(chosen["format"]) != {"JPEG"}:
+        return None
+    shapes = set(zip(chosen["height"].astype(int), chosen["width"].astype(int)))
+    return shapes.pop() if len(shapes) == 1 else None
 
 
 def decode(raw, image_size: int | None = None) -> tf.Tensor:
@@ -126,13 +158,19 @@ def decode(raw, image_size: int | None = None) -> tf.Tensor:
 JPEG_SCALES = (1, 2, 4, 8)
 
 
-def jpeg_scale_index(shape, image_size: int) -> tf.Tensor:
+def scale_index_for(short_side, image_size: int):
     """Index into :data:`JPEG_SCALES` of the largest ratio whose output covers ``image_size``.
 
     libjpeg writes ``ceil(side / ratio)`` pixels per side; the shorter side decides.
+    Works on Python ints and on tensors alike.
     """
-    short = tf.minimum(shape[0], shape[1])
-    return tf.add_n([tf.cast((short + r - 1) // r >= image_size, tf.int32) for r in JPEG_SCALES[1:]])
+    return sum((short_side + r - 1) // r >= image_size for r in JPEG_SCALES[1:]) if isinstance(short_side, int) \
+        else tf.add_n([tf.cast((short_side + r - 1) // r >= image_size, tf.int32) for r in JPEG_SCALES[1:]])
+
+
+def jpeg_scale_index(shape, image_size: int) -> tf.Tensor:
+    """:func:`scale_index_for` the shorter side of a JPEG header's (height, width, channels)."""
+    return scale_index_for(tf.minimum(shape[0], shape[1]), image_size)
 
 
 def _decode_jpeg(raw, ratio: int):
@@ -150,26 +188,43 @@ def _decode_with_pillow(raw):
 
 
 def to_model_input(img, image_size: int) -> tf.Tensor:
-    """float32 pixel/255; bilinear resize (antialiased when shrinking) only if the size differs.
+    """float32 pixel/255 of image_size x image_size, resized only if the size differs.
 
-    A uint8 image already at ``image_size`` skips the clip: pixel/255 of 0..255 is in
-    [0, 1] exactly, so the result is bit-identical, one pass over the image cheaper.
+    Shrinking averages the covered pixels (``area``, OpenCV's ``INTER_AREA``: no
+    aliasing, and about a third of the CPU time of an antialiased bilinear resize);
+    enlarging, or a mixed change, is bilinear and antialiased. A uint8 image already
+    at ``image_size`` skips the clip: pixel/255 of 0..255 is in [0, 1] exactly, so the
+    result is bit-identical, one pass over the image cheaper. When the image's size is
+    known while tracing (:func:`loader`), no branch is built at all.
     """
     img = tf.convert_to_tensor(img)
     x = tf.cast(img, tf.float32)
-    shape = tf.shape(x)
-    same = tf.logical_and(tf.equal(shape[0], image_size), tf.equal(shape[1], image_size))
-
-    def scaled(v):
-        return tf.clip_by_value(v / 255.0, 0.0, 1.0)
+    target = [image_size, image_size]
 
     def native():
-        return x / 255.0 if img.dtype == tf.uint8 else scaled(x)
+        return x / 255.0 if img.dtype == tf.uint8 else _unit(x)
 
-    x = tf.cond(same, native,
-                lambda: scaled(tf.image.resize(x, [image_size, image_size], method="bilinear", antialias=True)))
-    x.set_shape([image_size, image_size, 3])
-    return x
+    def shrunk():
+        return _unit(tf.image.resize(x, target, method="area"))
+
+    def resized():
+        return _unit(tf.image.resize(x, target, method="bilinear", antialias=True))
+
+    h, w = img.shape[0], img.shape[1]
+    if h is not None and w is not None:  # static: choose now
+        out = native() if (h, w) == (image_size, image_size) else \
+            shrunk() if min(h, w) >= image_size else resized()
+    else:
+        shape = tf.shape(x)
+        same = tf.logical_and(tf.equal(shape[0], image_size), tf.equal(shape[1], image_size))
+        shrink = tf.reduce_min(shape[:2]) >= image_size
+        out = tf.cond(same, native, lambda: tf.cond(shrink, shrunk, resized))
+    out.set_shape([image_size, image_size, 3])
+    return out
+
+
+def _unit(x):
+    return tf.clip_by_value(x / 255.0, 0.0, 1.0)
 
 
 def load_images(manifest, data_dir, split, image_size: int, batch_size: int = 64) -> np.ndarray:

@@ -402,7 +402,8 @@ def at_resolution(model, source_size: int):
         return model
     return keras.Sequential(
         [keras.Input((source_size, source_size, 3)),
-         keras.layers.Resizing(size, size, interpolation="bilinear", antialias=True, name="resize_to_model"),
+         keras.layers.Resizing(size, size, interpolation="area" if size < source_size else "bilinear",
+                               antialias=True, name="resize_to_model"),
          *model.layers], name=f"{model.name}_at_{source_size}px")
 
 

@@ -134,9 +134,12 @@ def test_custom_class_names_and_errors(tree, manifest):
 
 
 def _plain_model_input(img, size):
-    """The pipeline's formula without any shortcut: clip(resize-if-needed(float(img)) / 255)."""
+    """The pipeline's formula without any shortcut: clip(resize-if-needed(float(img)) / 255),
+    area averaging to shrink, antialiased bilinear otherwise."""
     x = tf.cast(img, tf.float32)
-    if x.shape[0] != size or x.shape[1] != size:
+    if min(x.shape[:2]) >= size and x.shape[:2] != (size, size):
+        x = tf.image.resize(x, [size, size], method="area")
+    elif x.shape[:2] != (size, size):
         x = tf.image.resize(x, [size, size], method="bilinear", antialias=True)
     return tf.clip_by_value(x / 255.0, 0.0, 1.0).numpy()
 
@@ -144,7 +147,7 @@ def _plain_model_input(img, size):
 def test_model_input_is_bit_identical_to_the_plain_formula():
     """Skipping the clip for native-size uint8 images changes no pixel, eagerly or in tf.data."""
     full = np.arange(250 * 250 * 3, dtype=np.int64).reshape(250, 250, 3) % 256  # every value 0..255
-    cases = [full.astype(np.uint8), rgb(180, 200), rgb(40, 40),
+    cases = [full.astype(np.uint8), rgb(180, 200), rgb(40, 40), rgb(50, 90),
              np.linspace(-40, 300, 250 * 250 * 3, dtype=np.float32).reshape(250, 250, 3)]  # float: clipped
     for img in cases:
         for size in (64, 250):
@@ -186,11 +189,31 @@ def test_jpegs_are_decoded_at_the_smallest_scale_that_covers_the_size(tmp_path, 
 
 
 def test_scaled_decode_matches_a_full_decode_then_resize(tmp_path):
-    """Decoding at 1/2 before the antialiased shrink to 64 px moves pixels by about a grey level."""
+    """Decoding at 1/2 before the shrink to 64 px moves pixels by a fraction of a grey level on average."""
     path = tmp_path / "cell.jpg"
     save(path, _smooth())
     full = tf.io.decode_jpeg(tf.io.read_file(str(path)), channels=3, dct_method="INTEGER_ACCURATE")
     want = _plain_model_input(full.numpy(), 64)
     got = pipeline.load_image(str(path), 64).numpy()
     assert np.abs(got - want).mean() * 255 < 0.5
-    assert np.abs(got - want).max() * 255 < 8
+    assert np.abs(got - want).max() * 255 < 16
+
+
+def test_shrinking_averages_and_enlarging_interpolates():
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[::2, ::2] = 255  # a one-pixel grid: area averaging gives its mean, no aliasing
+    np.testing.assert_allclose(pipeline.to_model_input(img, 4).numpy(), 0.25, atol=1e-6)
+    small = pipeline.to_model_input(np.full((4, 4, 3), 128, np.uint8), 8).numpy()
+    np.testing.assert_allclose(small, 128 / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [250, 125, 64, 40, 300])
+def test_the_manifest_planned_loader_equals_the_dispatching_one(tree, manifest, size):
+    """All-JPEG rows of one size get a loader fixed while tracing; its pixels are load_image's."""
+    plain = manifest[manifest["cls"].isin(["BLA", "NGS"]) & manifest["status"].eq("ok")]
+    assert pipeline.uniform_jpeg_shape(plain) == (250, 250)
+    assert pipeline.uniform_jpeg_shape(manifest) is None  # PNG, TIFF and a 180 x 200 image among them
+    files = [str(tree / p) for p in plain["path"]]
+    planned = tf.data.Dataset.from_tensor_slices(files).map(pipeline.loader(plain, size))
+    for f, x in zip(files, planned):
+        np.testing.assert_array_equal(x.numpy(), pipeline.load_image(f, size).numpy())
