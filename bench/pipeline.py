@@ -91,10 +91,10 @@ def rounds(variants: dict, n_rounds: int) -> dict:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=None, help="number of JPEGs (default 2000, --quick 500)")
-    p.add_argument("--rounds", type=int, default=None, help="timed rounds per variant (default 3, --quick 2)")
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds per variant (default 6, --quick 2)")
     args = p.parse_args()
     n_images = args.images or (500 if args.quick else 2000)
-    n_rounds = args.rounds or (2 if args.quick else 3)
+    n_rounds = args.rounds or (2 if args.quick else 6)  # wall time here swings ~1.5x between rounds
 
     report = Report("pipeline", "Input pipeline: cytokit manifest tf.data vs image_dataset_from_directory "
                     "vs raw JPEG decode", quick=args.quick)
