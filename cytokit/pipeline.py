@@ -7,8 +7,8 @@ decoded by content (a PNG named ``.jpg``, grayscale, RGBA and CMYK images all be
 ``pixel / 255`` -- the study's preprocessing. JPEGs are decoded with libjpeg's
 accurate integer DCT, so at full size pixels equal ``cv2.imread`` / Pillow's exactly
 (TensorFlow's default fast DCT differs by up to ~20 grey levels); a JPEG read at a
-half, quarter or eighth of its size is scaled down inside the decoder first. Formats TensorFlow cannot decode
-(TIFF ...) go through Pillow. Introduced in chapter 02 (baseline).
+half, quarter or eighth of its size is scaled down inside the decoder first. Formats
+TensorFlow cannot decode (TIFF ...) go through Pillow. Introduced in chapter 02 (baseline).
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def loader(chosen, image_size: int):
     """``path -> model input`` for the files of ``chosen`` manifest rows.
 
     When the manifest says every file is a JPEG of one size (the real dataset: 250 x 250),
-    the decode scale and the resize are fixed once, with no per-image branching (about a
-    third of the CPU time per image); the pixels equal :func:`load_image`'s. Otherwise
+    the decode scale and the resize are fixed once, with no per-image branching
+    (bench/pipeline.py measures the difference); the pixels equal :func:`load_image`'s. Otherwise
     each file is dispatched on its content by :func:`load_image`.
     """
     shape = uniform_jpeg_shape(chosen)
@@ -164,8 +164,8 @@ def scale_index_for(short_side, image_size: int):
     libjpeg writes ``ceil(side / ratio)`` pixels per side; the shorter side decides.
     Works on Python ints and on tensors alike.
     """
-    return sum((short_side + r - 1) // r >= image_size for r in JPEG_SCALES[1:]) if isinstance(short_side, int) \
-        else tf.add_n([tf.cast((short_side + r - 1) // r >= image_size, tf.int32) for r in JPEG_SCALES[1:]])
+    covers = [(short_side + r - 1) // r >= image_size for r in JPEG_SCALES[1:]]
+    return sum(covers) if isinstance(short_side, int) else tf.add_n([tf.cast(c, tf.int32) for c in covers])
 
 
 def jpeg_scale_index(shape, image_size: int) -> tf.Tensor:
@@ -191,7 +191,7 @@ def to_model_input(img, image_size: int) -> tf.Tensor:
     """float32 pixel/255 of image_size x image_size, resized only if the size differs.
 
     Shrinking averages the covered pixels (``area``, OpenCV's ``INTER_AREA``: no
-    aliasing, and about a third of the CPU time of an antialiased bilinear resize);
+    aliasing, and cheaper than an antialiased bilinear resize);
     enlarging, or a mixed change, is bilinear and antialiased. A uint8 image already
     at ``image_size`` skips the clip: pixel/255 of 0..255 is in [0, 1] exactly, so the
     result is bit-identical, one pass over the image cheaper. When the image's size is

@@ -129,7 +129,7 @@ ATTEMPT = "attempt.json"
 RESUMABLE = ("backup", "tuner")
 
 
-def _keep_backup_only_if_same_attempt(folder: Path, params: dict, upstream: dict, resume: bool, log) -> None:
+def _keep_resumable_state_only_if_same_attempt(folder: Path, params: dict, upstream: dict, resume: bool, log) -> None:
     """Let a training backup or a search's finished trials resume only the attempt that wrote them.
 
     A killed chapter leaves ``backup/`` (the last finished epoch) and, in chapter 03,
@@ -219,7 +219,7 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
         log(f"[{i}/{len(plans)}] {chapter.name} ...")
         upstream = _upstream(run_dir, chapter)
         (run_dir / chapter.name / RECORD).unlink(missing_ok=True)  # a failed re-run is never "current"
-        _keep_backup_only_if_same_attempt(run_dir / chapter.name, params, upstream, resume, log)
+        _keep_resumable_state_only_if_same_attempt(run_dir / chapter.name, params, upstream, resume, log)
         result.chapters.append(_execute(chapter, params, run_dir, log))
         io.write_json(run_dir / chapter.name / RECORD, {"parameters": params, "upstream": upstream})
         io.write_json(run_dir / "run.json", record)

@@ -67,12 +67,16 @@ def warp_matrices(u, height, width, rotation_deg: float = 180.0, translate: floa
 
 def apply_warp(images, matrices, fill_mode: str = "reflect") -> tf.Tensor:
     """Resample a batch (n, h, w, c) once, bilinearly, through per-image ``matrices``."""
-    if fill_mode not in FILL_MODES:
-        raise ValueError(f"fill_mode must be one of {FILL_MODES}; got {fill_mode!r}")
     images = tf.convert_to_tensor(images)
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=tf.cast(matrices, tf.float32), output_shape=tf.shape(images)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode.upper())
+        fill_value=0.0, interpolation="BILINEAR", fill_mode=_checked(fill_mode).upper())
+
+
+def _checked(fill_mode: str) -> str:
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"fill_mode must be one of {FILL_MODES}; got {fill_mode!r}")
+    return fill_mode
 
 
 class RandomWarp(keras.layers.Layer):
@@ -86,10 +90,8 @@ class RandomWarp(keras.layers.Layer):
     def __init__(self, rotation_deg: float = 180.0, translate: float = 0.25, shear: float = 0.2,
                  flip: bool = True, fill_mode: str = "reflect", seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        if fill_mode not in FILL_MODES:
-            raise ValueError(f"fill_mode must be one of {FILL_MODES}; got {fill_mode!r}")
         self.rotation_deg, self.translate, self.shear = float(rotation_deg), float(translate), float(shear)
-        self.flip, self.fill_mode, self.seed = bool(flip), fill_mode, int(seed)
+        self.flip, self.fill_mode, self.seed = bool(flip), _checked(fill_mode), int(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def call(self, images, training=True):
