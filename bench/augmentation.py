@@ -1,12 +1,12 @@
 """Augmentation: cytokit's on-the-fly upsampled stream vs writing augmented JPEGs to disk.
 
-Issue 8 item 2. The study balanced its classes by writing augmented copies of the
+The study balanced its classes by writing augmented copies of the
 minority classes' images to disk (Keras ``ImageDataGenerator``, saved as JPEGs) until
 every class had about 25,000 images, then trained from those folders. cytokit writes
-nothing: :func:`cytokit.augment.upsampled_dataset` repeats each class's training files
-by index (:func:`cytokit.augment.balanced_indices`) and transforms every copy afresh
-inside tf.data with one random warp per image (:func:`cytokit.augment.augmenter`,
-:mod:`cytokit.warp`: flips, rotation, shift and shear composed into one resampling).
+nothing: :func:`cytokit.models.augmentation.upsampled_dataset` repeats each class's training files
+by index (:func:`cytokit.models.augmentation.balanced_indices`) and transforms every copy afresh
+inside tf.data with one random warp per image (:func:`cytokit.models.augmentation.augmenter`,
+:mod:`cytokit.models.warp`: flips, rotation, shift and shear composed into one resampling).
 
 Measured side by side in one process, at the study's 250 px, on the training split of
 the 2,000 (``--quick``: 500) JPEGs of ``cytokit synth --seed 0`` (written once to
@@ -113,13 +113,15 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from cytokit import augment, data, pipeline
+    from cytokit import data
+    from cytokit.data import pipeline
+    from cytokit.models import augmentation
 
     AUTOTUNE = tf.data.AUTOTUNE
     manifest = data.split(data.validate(data_dir, data.index(data_dir), progress=False), seed=SEED)
     names = data.class_names(manifest)
-    train = pipeline.rows(manifest, "train")
-    y = pipeline.labels(manifest, "train", names)
+    train = data.rows(manifest, "train")
+    y = data.labels(manifest, "train", names)
     counts = np.bincount(y, minlength=len(names))
     present = int((counts > 0).sum())
     copies_needed = int(np.maximum(0, target - counts[counts > 0]).sum())
@@ -131,8 +133,9 @@ def main() -> None:
 
     # ------------------------------------------------------------------ stream
     def make_stream(size):
-        return augment.upsampled_dataset(manifest, data_dir, size, BATCH, target, class_names=names,
-                                         augmenter=augment.augmenter(seed=SEED), seed=SEED, augment_originals=True)
+        return augmentation.upsampled_dataset(manifest, data_dir, size, BATCH, target, class_names=names,
+                                              augmenter=augmentation.augmenter(seed=SEED), seed=SEED,
+                                              augment_originals=True)
 
     streams = {SIZE: make_stream(SIZE), DEMO_SIZE: make_stream(DEMO_SIZE)}
 
@@ -155,15 +158,14 @@ def main() -> None:
     plan_cls = np.array([c for _, c in plan])
 
     def to_jpeg(x):
-        img = tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
-        return tf.io.encode_jpeg(img, quality=QUALITY)
+        return tf.io.encode_jpeg(x, quality=QUALITY)
 
     def make_ref_ds(size):
-        disk_aug = augment.augmenter(seed=SEED)
+        disk_aug = augmentation.augmenter(seed=SEED)
         return (tf.data.Dataset.from_tensor_slices((plan_files, plan_cls))
                 .map(lambda f, c: (pipeline.load_image(f, size), c), num_parallel_calls=AUTOTUNE)
                 .batch(BATCH)
-                .map(lambda x, c: (disk_aug(x, training=True), c))
+                .map(lambda x, c: (augmentation.warped(x, disk_aug), c))
                 .unbatch()
                 .map(lambda x, c: (to_jpeg(x), c), num_parallel_calls=AUTOTUNE)
                 .prefetch(AUTOTUNE))
@@ -302,7 +304,7 @@ def main() -> None:
     report.note(f"over E epochs the disk route costs one write ({per[ref_kind]:.0f} s per {PER:,}) plus E reads "
                 f"({read:.0f} s each), the stream E x {per['stream']:.0f} s at {SIZE} px; but the files repeat the "
                 "same augmented copies every epoch, while the stream draws fresh transforms each time")
-    one_ms, five_ms = _augment_cost(tf, keras, augment, SIZE, BATCH)
+    one_ms, five_ms = _augment_cost(tf, keras, augmentation, SIZE, BATCH)
     report.figure(f"augmentation alone, one batch of {BATCH} at {SIZE} px: cytokit's composed warp", one_ms,
                   "ms", ratio=five_ms / one_ms, ratio_of="five Keras layers (flip, flip, rotation, shift, shear)")
     report.note(f"the same transforms as five Keras preprocessing layers take {five_ms:.0f} ms per batch: five "
@@ -314,7 +316,7 @@ def main() -> None:
     print(report.save(args.out))
 
 
-def _augment_cost(tf, keras, augment, size: int, batch: int) -> tuple[float, float]:
+def _augment_cost(tf, keras, augmentation, size: int, batch: int) -> tuple[float, float]:
     """ms per batch: cytokit's augmenter (one composed warp) vs the same transforms as five Keras layers."""
     import numpy as np
 
@@ -324,7 +326,7 @@ def _augment_cost(tf, keras, augment, size: int, batch: int) -> tuple[float, flo
         keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=SEED + 2),
         keras.layers.RandomTranslation(0.25, 0.25, fill_mode="reflect", seed=SEED + 3),
         keras.layers.RandomShear(x_factor=0.2, y_factor=0.2, fill_mode="reflect", seed=SEED + 4)])
-    aug = augment.augmenter(seed=SEED)
+    aug = augmentation.augmenter(seed=SEED)
     one = tf.function(lambda v: aug(v, training=True))
     five = tf.function(lambda v: five_layers(v, training=True))
     one(x), five(x)

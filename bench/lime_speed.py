@@ -1,17 +1,18 @@
 """LIME explanation speed: cytokit's path against the lime package, a per-perturbation loop and the model itself.
 
 An explanation from ``n`` perturbations costs ``n`` model predictions plus bookkeeping:
-drawing the perturbations, building the perturbed images, converting them to floats,
-the distances and the weighted ridge fit. The predictions are the floor no LIME
+drawing the perturbations, building the perturbed images (uint8, which the network
+scales itself), the distances and the weighted ridge fit. The predictions are the floor no LIME
 implementation can go under; what each path adds over them is what this measures.
 For 128 perturbations (the study's) and 1,000 (Shah and Sheppard's, which the study
 judged unaffordable), on real 250 px images from the shared sample (synthetic cells if
 it is absent), with the study's CNN at 250 px and 21 classes (untrained, seeded weights:
 the speed does not depend on them):
 
-(a) cytokit -- ``xai.explain`` on precomputed quickshift superpixels: lime's own explainer
-    and ridge fit, with a vectorised neighbourhood builder that hands the model batches
-    of 256 (``xai._BatchedLime``, ``xai.classifier``);
+(a) cytokit -- ``cytokit.xai.explain.explain`` on precomputed quickshift superpixels:
+    lime's own explainer and ridge fit, with a vectorised neighbourhood builder that hands
+    the model batches of 256 (``cytokit.xai.explain._BatchedLime``,
+    ``cytokit.xai.occlusion.classifier``);
 (b) the lime package as shipped -- ``LimeImageExplainer().explain_instance(image, predict,
     num_samples=n)`` with its defaults: its own quickshift segmentation, batches of 10, a
     progress bar, five top labels, superpixels hidden by their mean colour;
@@ -63,7 +64,7 @@ from _common import Report, best_of, parser  # noqa: E402
 
 SIZE, CLASSES = 250, 21
 SEED = 0
-BATCH = 256  # cytokit's default batch (xai.explain, xai.classifier)
+BATCH = 256  # cytokit's default batch (xai.explain.explain, xai.occlusion.classifier)
 TARGET = 1.15
 TOP = 5
 
@@ -71,7 +72,7 @@ TOP = 5
 # --------------------------------------------------------------------------- inputs
 def sample_images(count: int, seed: int = SEED) -> tuple[list[np.ndarray], str]:
     """``count`` uint8 250 px images from distinct classes of the real sample (synthetic cells if absent)."""
-    from cytokit.validation import read_rgb
+    from cytokit.data.validation import read_rgb
 
     folder = Path(os.environ.get("CYTOKIT_REAL_SAMPLE", ROOT.parent / "shared" / "real-sample"))
     paths = sorted(folder.glob("*/*/*.jpg"))
@@ -113,25 +114,25 @@ def perturbations(segments: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def perturbed_floats(image: np.ndarray, segments: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """The perturbed images of ``data`` as the model's float32 input (pixel / 255, grey 128 hidden)."""
-    from cytokit.xai import GREY
+    """The perturbed images of ``data`` as the model's input: uint8 pixels, grey 128 hidden."""
+    from cytokit.xai.occlusion import GREY
 
     on = np.take(data.astype(bool), segments, axis=1)[..., None]
-    return np.divide(np.where(on, image, np.uint8(GREY)), np.float32(255), dtype=np.float32)
+    return np.where(on, image, np.uint8(GREY))
 
 
 # --------------------------------------------------------------------------- the paths
 def bare_predict(model, floats: np.ndarray) -> None:
-    """(d) the model alone: predict_on_batch on ready float32 batches of cytokit's size."""
+    """(d) the model alone: predict_on_batch on ready uint8 batches of cytokit's size."""
     for i in range(0, len(floats), BATCH):
         model.predict_on_batch(floats[i:i + BATCH])
 
 
 def cytokit_explain(model, image, segments, n: int, seed: int = SEED):
     """(a) cytokit's path on precomputed superpixels."""
-    from cytokit import xai
+    from cytokit.xai.explain import explain
 
-    return xai.explain(model, image, segments, num_samples=n, seed=seed, batch_size=BATCH)
+    return explain(model, image, segments, num_samples=n, seed=seed, batch_size=BATCH)
 
 
 def lime_default(predict, image, n: int, seed: int = SEED):
@@ -146,7 +147,7 @@ def lime_same_setup(predict, image, segments, n: int, seed: int = SEED):
     """lime's explainer with cytokit's segments, seed, num_samples and hide colour; its other defaults kept."""
     from lime.lime_image import LimeImageExplainer
 
-    from cytokit.xai import GREY
+    from cytokit.xai.occlusion import GREY
 
     with contextlib.redirect_stderr(io.StringIO()):
         return LimeImageExplainer(random_state=seed).explain_instance(
@@ -165,7 +166,7 @@ def loop_explain(model, image, segments, n: int, seed: int = SEED, call: str = "
     from sklearn.linear_model import Ridge
     from sklearn.metrics import pairwise_distances
 
-    from cytokit.xai import GREY
+    from cytokit.xai.occlusion import GREY
 
     data = perturbations(segments, n, seed)
     probs = []
@@ -185,9 +186,9 @@ def loop_explain(model, image, segments, n: int, seed: int = SEED, call: str = "
 class StubModel:
     """A "model" that answers at once: with it each path's time is its overhead over the model.
 
-    It has ``predict_on_batch``, so ``xai.classifier`` treats it as a Keras model (the same
-    chunking and pixel / 255 conversion); its probabilities follow the first pixel so that
-    the ridge fit has something to fit.
+    It has ``predict_on_batch``, so ``cytokit.xai.occlusion.classifier`` treats it as a
+    Keras model (the same chunking, uint8 batches as they are); its probabilities follow
+    the first pixel so that the ridge fit has something to fit.
     """
 
     def __init__(self, classes: int = CLASSES):
@@ -242,19 +243,22 @@ def main() -> None:
                     quick=args.quick)
     import keras
 
-    from cytokit import models, xai
+    from cytokit.models import network
+    from cytokit.xai.explain import STUDY_SAMPLES
+    from cytokit.xai.occlusion import classifier
+    from cytokit.xai.superpixels import superpixels
 
-    ns = (xai.STUDY_SAMPLES,) if args.quick else (xai.STUDY_SAMPLES, 1000)
+    ns = (STUDY_SAMPLES,) if args.quick else (STUDY_SAMPLES, 1000)
     n_agree = 1 if args.quick else 5
     images, source = sample_images(n_agree)
     report.note(f"images: {source}")
     keras.utils.set_random_seed(SEED)
-    model = models.build_cnn(CLASSES, SIZE)
-    predict = xai.classifier(model, BATCH)
+    model = network.build_cnn(CLASSES, SIZE)
+    predict = classifier(model, BATCH)
     image = images[0]
-    segs = [xai.superpixels(im) for im in images]
+    segs = [superpixels(im) for im in images]
     seg = segs[0]
-    seg_s = best_of(lambda: xai.superpixels(image), 1 if args.quick else 2)
+    seg_s = best_of(lambda: superpixels(image), 1 if args.quick else 2)
     report.figure("quickshift superpixels of one image (study settings)", seg_s, "s")
     report.note(f"superpixels per image: {[int(s.max()) + 1 for s in segs]}; keras {keras.__version__} "
                 f"({keras.backend.backend()}), load average before: {os.getloadavg()[0]:.1f}")
@@ -270,7 +274,7 @@ def main() -> None:
     notes = []
     for n in ns:
         floats = perturbed_floats(image, seg, perturbations(seg, n, SEED))
-        big = n > xai.STUDY_SAMPLES
+        big = n > STUDY_SAMPLES
         paths = {"bare": lambda: bare_predict(model, floats),
                  "cytokit": lambda: cytokit_explain(model, image, seg, n),
                  "lime": lambda: lime_default(predict, image, n),
@@ -283,7 +287,7 @@ def main() -> None:
         del floats
         stub = StubModel()
         stubbed = {"cytokit": lambda: cytokit_explain(stub, image, seg, n),
-                   "lime": lambda: lime_default(xai.classifier(stub, BATCH), image, n),
+                   "lime": lambda: lime_default(classifier(stub, BATCH), image, n),
                    "loop": lambda: loop_explain(stub, image, seg, n)}
         overhead = {name: fastest(t)[0] for name, t in rounds(stubbed, dict.fromkeys(stubbed, 2 if big else 3)).items()}
         best = {name: fastest(t) for name, t in times.items()}
@@ -335,7 +339,7 @@ def main() -> None:
                           ratio=sweep[b] / sweep[BATCH], ratio_of=f"batches of {BATCH}")
 
     # Agreement with the lime package, same segments / seed / num_samples / hide colour.
-    n = xai.STUDY_SAMPLES
+    n = STUDY_SAMPLES
     vs_lime, vs_loop, vs_seed, max_dw, same = [], [], [], [], 0
     for i, (im, sg) in enumerate(zip(images, segs)):
         seed = SEED + i

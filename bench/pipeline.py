@@ -1,30 +1,34 @@
 """Input pipeline: cytokit's manifest tf.data pipeline vs Keras's folder loader and the decode ceiling.
 
-Issue 8 item 1. The study fed its models with ``keras.utils.image_dataset_from_directory``
+The study fed its models with ``keras.utils.image_dataset_from_directory``
 from folders it had rearranged on disk; cytokit reads the rows of a split manifest in
-place (:func:`cytokit.pipeline.dataset`: libjpeg's accurate integer DCT -- at 1/2, 1/4 or
+place (:func:`cytokit.data.pipeline.dataset`: libjpeg's accurate integer DCT -- at 1/2, 1/4 or
 1/8 scale when that still covers the image size --, an area-averaging shrink only when
-the size differs, pixel/255, batch; the manifest says all files are 250 px JPEGs, so the
+the size differs, rounded to uint8, batch; the network scales the uint8 pixels itself, so no
+float pass is made on the CPU; the manifest says all files are 250 px JPEGs, so the
 loader is fixed while tracing instead of dispatching on every file's content). Both are measured
 side by side in one process on the same JPEGs -- the 2,000 (``--quick``: 500) 250x250
 images of ``cytokit synth --seed 0``, written once to ``$TMPDIR/cytokit-bench/`` and
 reused -- at the full 250 px and at the demo profile's 64 px, batch size 32, both paths
-reading files from a warm page cache and yielding float32 batches with labels.
+reading files from a warm page cache; cytokit yields uint8 batches, the reference the float32
+batches Keras makes (the study divided them by 255 afterwards), both with labels.
 
 The ceiling is the machine's own limit: raw JPEG decoding and nothing else -- the files'
 bytes already in memory, ``tf.io.decode_jpeg`` on all cores (``num_parallel_calls=AUTOTUNE``,
 ``deterministic=False``), no resize, no float conversion, no batching, counted inside
-TensorFlow (``Dataset.reduce``); the faster of TensorFlow's default and the accurate DCT.
+TensorFlow (``Dataset.reduce``); the faster of TensorFlow's default and the accurate DCT,
+timed in the same interleaved rounds as the paths it bounds.
 
 Figures: images/s of one epoch (each dataset built once, outside the timer; fastest of N
 interleaved rounds after a warm-up epoch), the ratios
 pipeline/reference (target >= 1.0) and pipeline/ceiling (target >= 0.8), the second
-epoch of ``cache=True`` (decoded, resized tensors kept in memory), and the CPU time per
+epoch of ``cache=True`` (decoded uint8 images kept in memory), and the CPU time per
 image of each path -- steadier than wall time on a shared machine, where the neighbours'
 load moves images/s by 2x between rounds. Variants that were tried and not adopted
 (``deterministic=False``, a parallel interleave of the file reads, one intra-op thread,
-a parallel batch, TensorFlow's fast DCT, the per-image dispatch of ``load_image``, and at
-64 px a full-size decode and a plain bilinear shrink) are measured in the same rounds
+a parallel batch, TensorFlow's fast DCT, the per-image dispatch of ``load_image``, float32
+``pixel / 255`` batches (the pipeline's output before the network scaled its own input), and
+at 64 px a full-size decode and a plain bilinear shrink) are measured in the same rounds
 and reported relative to the pipeline.
 
 Checks: both paths see the same image files (the Keras loader walks the range sub-folders
@@ -107,7 +111,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from cytokit import data, pipeline
+    from cytokit import data
+    from cytokit.data import pipeline
 
     AUTOTUNE = tf.data.AUTOTUNE
     t0 = time.perf_counter()
@@ -148,10 +153,10 @@ def main() -> None:
     assert pipeline.uniform_jpeg_shape(usable) == (250, 250), "the bench data are 250 px JPEGs"
 
     def by_hand(size, det=True, interleave=False, intra1=False, pbatch=False, antialias=True, dct=None,
-                full_decode=False, dispatch=False):
+                full_decode=False, dispatch=False, as_float=False):
         """cytokit's planned loader with one knob changed (the experiments)."""
         ratio = 1 if full_decode else pipeline.JPEG_SCALES[pipeline.scale_index_for(250, size)]
-        ds = tf.data.Dataset.from_tensor_slices((files, pipeline.labels(manifest, None)))
+        ds = tf.data.Dataset.from_tensor_slices((files, data.labels(manifest, None)))
         if interleave:  # read the files in a parallel interleave, decode in the map
             ds = ds.interleave(lambda f, y: tf.data.Dataset.from_tensors((tf.io.read_file(f), y)),
                                cycle_length=4, num_parallel_calls=AUTOTUNE, deterministic=det)
@@ -163,10 +168,12 @@ def main() -> None:
             img = tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE" if dct is None else dct,
                                     ratio=ratio)
             img.set_shape([-(-250 // ratio), -(-250 // ratio), 3])
+            if as_float:  # the earlier output: float32 pixel/255 batches, 4x the bytes
+                return tf.cast(pipeline.to_model_input(img, size), tf.float32) / 255.0
             if antialias:
                 return pipeline.to_model_input(img, size)
             x = tf.image.resize(tf.cast(img, tf.float32), [size, size], method="bilinear")
-            return tf.clip_by_value(x / 255.0, 0.0, 1.0)
+            return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
 
         ds = ds.map(lambda f, y: (load(f), y), num_parallel_calls=AUTOTUNE, deterministic=det)
         ds = ds.batch(BATCH, num_parallel_calls=AUTOTUNE if pbatch else None).prefetch(AUTOTUNE)
@@ -181,28 +188,22 @@ def main() -> None:
     ref_files = sorted(os.path.relpath(f, data_dir).replace(os.sep, "/") for f in ref250.file_paths)
     assert ref_files == sorted(usable["path"]), "image_dataset_from_directory must find the same files"
     x_c = np.concatenate([x.numpy() for x, _ in cytokit_ds(250).take(4)])
-    x_r = np.concatenate([x.numpy() for x, _ in ref250.take(4)]) / 255.0
+    x_r = np.concatenate([x.numpy() for x, _ in ref250.take(4)])
+    assert x_c.dtype == np.uint8 and x_r.dtype == np.float32
     order_c = list(usable["path"])[: len(x_c)]
     order_r = [os.path.relpath(f, data_dir).replace(os.sep, "/") for f in ref250.file_paths][: len(x_r)]
     assert order_c == order_r, "both paths list the files in the same order"
-    diff = np.abs(x_c - x_r)
+    diff = np.abs(x_c.astype(np.float32) - x_r)
     report.note(f"same {len(ref_files)} files in both paths (the Keras loader walks the range sub-folders); "
-                f"pixels at 250 px differ by mean {diff.mean() * 255:.2f}, max {diff.max() * 255:.0f} grey levels "
-                "(TensorFlow's default fast DCT in the reference vs the accurate DCT in cytokit)")
-    assert diff.mean() * 255 < 2.0
+                f"pixels at 250 px differ by mean {diff.mean():.2f}, max {diff.max():.0f} grey levels "
+                "(TensorFlow's default fast DCT in the reference vs the accurate DCT in cytokit, whose pixels "
+                "equal cv2.imread's); cytokit's batches are uint8, the reference's float32")
+    assert diff.mean() < 2.0
 
     # ----------------------------------------------------------------- timing
-    ceil = rounds({"ceiling default DCT": ceiling(""), "ceiling accurate DCT": ceiling("INTEGER_ACCURATE")},
-                  n_rounds)
-    ceil_name = max(ceil, key=lambda k: ceil[k]["ips"])
-    ceiling_ips, ceiling_cpu = ceil[ceil_name]["ips"], ceil[ceil_name]["cpu_ms"]
-    report.figure("decode ceiling: tf.io.decode_jpeg on in-memory bytes, all cores, nothing else",
-                  ceiling_ips, "images/s")
-    report.note(f"ceiling DCTs: default {ceil['ceiling default DCT']['ips']:.0f} images/s "
-                f"({ceil['ceiling default DCT']['cpu_ms']:.2f} CPU ms/image), accurate "
-                f"{ceil['ceiling accurate DCT']['ips']:.0f} images/s ({ceil['ceiling accurate DCT']['cpu_ms']:.2f} "
-                f"CPU ms/image); the ceiling is the faster ({ceil_name.split(' ', 1)[1]})")
-    report.figure("decode ceiling, CPU time", ceiling_cpu, "CPU ms/image")
+    # the ceiling runs in the same interleaved rounds as the paths it bounds: the neighbours'
+    # load then weighs on both alike
+    ceilings = {"ceiling default DCT": ceiling(""), "ceiling accurate DCT": ceiling("INTEGER_ACCURATE")}
 
     for size in SIZES:
         # each dataset is built once (tracing, file listing) and iterated once per timed epoch
@@ -215,18 +216,28 @@ def main() -> None:
             "parallel batch": by_hand(size, pbatch=True),
             "TensorFlow's default (fast) DCT": by_hand(size, dct=""),
             "per-image dispatch (load_image)": by_hand(size, dispatch=True),
+            "float32 pixel/255 batches": by_hand(size, as_float=True),
         }
         if size != 250:
             built["full-size decode, then the shrink"] = by_hand(size, full_decode=True)
             built["plain bilinear shrink (aliasing)"] = by_hand(size, antialias=False)
         variants = {k: (lambda ds=ds: consume(ds)) for k, ds in built.items()}
-        res = rounds(variants, n_rounds)
+        res = rounds({**variants, **ceilings}, n_rounds)
+        ceil_name = max(ceilings, key=lambda k: res[k]["ips"])
+        ceiling_ips, ceiling_cpu = res[ceil_name]["ips"], res[ceil_name]["cpu_ms"]
+        report.figure(f"decode ceiling in the {size} px rounds: tf.io.decode_jpeg of the 250 px files' bytes in "
+                      "memory, all cores, nothing else", ceiling_ips, "images/s")
+        report.figure(f"decode ceiling, CPU time, {size} px rounds", ceiling_cpu, "CPU ms/image")
+        report.note(f"{size} px rounds, ceiling DCTs: default {res['ceiling default DCT']['ips']:.0f} images/s "
+                    f"({res['ceiling default DCT']['cpu_ms']:.2f} CPU ms/image), accurate "
+                    f"{res['ceiling accurate DCT']['ips']:.0f} images/s ({res['ceiling accurate DCT']['cpu_ms']:.2f} "
+                    f"CPU ms/image); the ceiling is the faster ({ceil_name.split(' ', 1)[1]})")
         assert res["cytokit"]["images"] == res["reference"]["images"] == n_images, \
             {k: v["images"] for k, v in res.items()}
 
-        # the second epoch from cache=True: fill once (epoch 1), then time epochs 2..
-        cached = cytokit_ds(size, cache=True)
+        # the second epoch from cache=True: decode into the cache and read it (epoch 1), then time epochs 2..
         t0 = time.perf_counter()
+        cached = cytokit_ds(size, cache=True)  # decodes the split into memory here
         first = [x.numpy() for x, _ in cached] if size != 250 else None
         if first is None:
             consume(cached)
@@ -254,20 +265,21 @@ def main() -> None:
         report.figure(f"cytokit cache=True, 2nd epoch, {size} px", res_cache["ips"], "images/s",
                       ratio=res_cache["ips"] / cyt["ips"], ratio_of="uncached pipeline")
         report.note(f"{size} px cache=True: epoch 1 (decode + fill) {n_images / fill_s:.0f} images/s; the cache holds "
-                    f"{n_images * size * size * 3 * 4 / 1e6:.0f} MB of float32; peak RSS so far "
+                    f"{n_images * size * size * 3 / 1e6:.0f} MB of uint8; peak RSS so far "
                     f"{peak_rss_mb():.0f} MB")
-        tried = [k for k in variants if k not in ("cytokit", "reference")]
+        tried = [k for k in variants if k not in ("cytokit", "reference")]  # the ceilings are not in variants
         report.note(f"{size} px tried, images/s relative to the pipeline in the same rounds (CPU ms/image): "
                     + "; ".join(f"{k} {res[k]['ips'] / cyt['ips']:.2f}x ({res[k]['cpu_ms']:.2f})" for k in tried)
                     + f"; the pipeline itself {cyt['cpu_ms']:.2f}")
 
     report.note("why the variants are not the default: deterministic=False breaks the manifest order that "
-                "pipeline.labels() promises for shuffle=False; the fast DCT differs from cv2/Pillow by up to ~20 "
+                "data.labels() promises for shuffle=False; the fast DCT differs from cv2/Pillow by up to ~20 "
                 "grey levels; a plain bilinear shrink aliases (as the reference does); the per-image dispatch is "
                 "what files of mixed formats or sizes still get; the interleave, one intra-op thread and the "
                 "parallel batch keep the output but would have to be faster steadily, round after round and run "
-                "after run. The ceiling makes no float32 output: at 250 px the cast, /255 and a 24 MB batch per "
-                "32 images are work the decode alone does not do.")
+                "after run. float32 batches were the pipeline's output until the network took uint8: at 250 px "
+                "the cast, /255 and a 24 MB batch per 32 images (6 MB in uint8) are work the decode alone does "
+                "not do; the network's first layer now does the /255 on the device.")
     report.note(f"peak RSS {peak_rss_mb():.0f} MB")
     print(report.save(args.out))
 

@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["pipeline", "augmentation", "training", "lime_speed", "scale", "book"]
+ORDER = ["pipeline", "cache", "augmentation", "training", "lime_speed", "scale", "book"]
+#: The one command for the GPU figures of the full profile; its result is copied from bench/gpu/.
+GPU_PROTOCOL = "python bench/gpu_protocol.py"
 
 
 def _fmt(v: float) -> str:
@@ -48,6 +50,23 @@ def section(result: dict) -> str:
     return "\n".join(lines)
 
 
+def gpu_protocol_section(result: Path) -> str:
+    """The full profile on one GPU: the measured section, or the command and "not measured" rows."""
+    if result.is_file() and not json.loads(result.read_text())["quick"]:
+        return section(json.loads(result.read_text()))
+    rows = ["chapter 02: baseline epoch at 250 px, batch 32", "chapter 03: a trial's epoch at batch 32, 64, 128",
+            "chapter 04: the augmented stream, alone and training", "parallel trials: 1, 2, 4, 8 workers on one GPU "
+            "(trials/hour, ratio to 1 worker; goal >= 3x at 4)", "float32 vs mixed_bfloat16: images/s and validation "
+            "accuracy on the same data", "projected wall time of the full profile (goal <= 8 h; the study: 44 min "
+            "+ 6 d 5 h + 6.5 h)"]
+    return "\n".join(["## The full profile on one GPU: chapter epochs, parallel trials, bfloat16, projected wall time",
+                      "", f"Not measured: no GPU was available. The ready command on a GPU machine (sized for one "
+                      f"10-minute slot on an H200; `KERAS_BACKEND=jax` where TensorFlow sees no GPU): "
+                      f"`{GPU_PROTOCOL}`, then copy "
+                      "`bench/out/gpu_protocol.json` to `bench/gpu/`.", "", "| figure | value | ratio | target |",
+                      "|---|---:|---|---|"] + [f"| {r} | not measured |  |  |" for r in rows]) + "\n"
+
+
 def write_results(out: Path, quick: bool) -> Path:
     parts = ["# Benchmark results", "",
              "Written by `make bench" + (" QUICK=1" if quick else "") + "` (`bench/run_all.py`); every ratio "
@@ -64,9 +83,27 @@ def write_results(out: Path, quick: bool) -> Path:
                   "be installed there, so the same Keras network ran on the JAX backend "
                   "(`KERAS_BACKEND=jax python bench/training.py --gpu --images <real-sample>`).", "",
                   section(json.loads(gpu.read_text())).split("\n", 2)[2]]
+    parts += [gpu_protocol_section(HERE / "gpu" / "gpu_protocol.json")]
     path = HERE / "RESULTS.md"
-    path.write_text("\n".join(parts).rstrip() + "\n")
+    parts += [kept_section(path, HOSTILE_HEADING)]
+    path.write_text("\n".join(p for p in parts if p).rstrip() + "\n")
     return path
+
+
+#: A section bench/hostile.py writes into RESULTS.md itself (``--write``); rewriting the file keeps it.
+HOSTILE_HEADING = "## Hostile inputs"
+
+
+def kept_section(path: Path, heading: str) -> str:
+    """The section of ``path`` that starts with ``heading``, up to the next section ("" when absent)."""
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    start = text.find(heading)
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + len(heading))
+    return text[start:end if end >= 0 else len(text)].rstrip() + "\n"
 
 
 def main() -> None:

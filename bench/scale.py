@@ -1,10 +1,10 @@
 """Scale of the index: index + validate + split time per file and peak memory vs dataset size.
 
-Issue 8 item 5 and issue 6 item 7. For each size (1k, 10k, 100k files; --quick: 1k and
+For each size (1k, 10k, 100k files; --quick: 1k and
 10k) a synthetic tree in the real dataset's layout is written under /tmp -- one folder per
 class code, range folders such as ``BLA/0001-1000/`` for the classes the study had more
 than 1,000 images of, names ``BLA_00001.jpg``, the real class distribution scaled with
-:func:`cytokit.synth.class_counts` -- and a fresh subprocess runs exactly what chapter
+:func:`cytokit.data.synthetic.class_counts` -- and a fresh subprocess runs exactly what chapter
 01 and ``cytokit validate`` run: ``data.index``, ``data.validate`` (full decode, sha1,
 thread pool, tqdm bar) and ``data.split``. One subprocess per size makes its peak RSS
 (``ru_maxrss``) that size's own. The files' bytes are a pool of the real sample's
@@ -57,10 +57,11 @@ def image_pool(source: str) -> tuple[list[bytes], str]:
                           "repeated over the tree")
     if source == "real":
         raise SystemExit(f"--source real: {REAL_SAMPLE} not found")
-    from cytokit import synth
+    from cytokit.data import synthetic
+    from cytokit.data.taxonomy import CODES
 
-    pool = [synth._encode(code, i, 0, 250, 0.5) for code in synth.CODES for i in (1, 2, 3)]
-    return pool, (f"{len(pool)} synthetic JPEGs (cytokit.synth, 250x250, mean {_mean_kb(pool):.0f} KB) "
+    pool = [synthetic.encode(code, i, 0, 250, 0.5) for code in CODES for i in (1, 2, 3)]
+    return pool, (f"{len(pool)} synthetic JPEGs (cytokit.data.synthetic, 250x250, mean {_mean_kb(pool):.0f} KB) "
                   "repeated over the tree")
 
 
@@ -70,14 +71,14 @@ def _mean_kb(pool) -> float:
 
 def write_tree(root: Path, n_files: int, pool: list[bytes]) -> float:
     """Write ``n_files`` images in the real layout and class distribution; returns seconds."""
-    from cytokit import synth
+    from cytokit.data import synthetic
 
     start = time.perf_counter()
     made = set()
     k = 0
-    for code, count in synth.class_counts(n_files).items():
+    for code, count in synthetic.class_counts(n_files).items():
         for i in range(1, count + 1):
-            rel = synth.relpath(code, i)
+            rel = synthetic.relpath(code, i)
             folder = os.path.dirname(rel)
             if folder not in made:
                 os.makedirs(root / folder, exist_ok=True)
@@ -164,7 +165,7 @@ def main() -> None:
     report = Report(name, "Scale of the index: index + validate + split per file, peak memory", quick=args.quick)
     pool, what = image_pool(args.source)
     report.note(f"files: {what}; layout and class distribution of the real dataset "
-                "(cytokit.synth.class_counts / relpath); read from a warm page cache")
+                "(cytokit.data.synthetic.class_counts / relpath); read from a warm page cache")
 
     results = {}
     for n in sizes:

@@ -67,7 +67,7 @@ def matmul_gflops(n: int, dtype: str = "float32", repeat: int = 5) -> float:
 
 
 def load_real(folder: Path, size: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Real images as float32 in [0, 1], resized with Pillow (no TensorFlow needed)."""
+    """Real images as uint8, as the input pipeline feeds them, resized with Pillow (no TensorFlow needed)."""
     from PIL import Image
 
     files = sorted(p for p in folder.glob("*/**/*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:limit]
@@ -76,7 +76,7 @@ def load_real(folder: Path, size: int, limit: int) -> tuple[np.ndarray, np.ndarr
     classes = sorted({p.relative_to(folder).parts[0] for p in files})
     x = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)) for p in files])
     y = np.array([classes.index(p.relative_to(folder).parts[0]) for p in files])
-    return x.astype(np.float32) / 255.0, y
+    return x, y
 
 
 def images_per_s(size: int, steps: int, jit="auto", batch: int = BATCH, precision: str | None = None,
@@ -84,7 +84,7 @@ def images_per_s(size: int, steps: int, jit="auto", batch: int = BATCH, precisio
     """Train-step throughput after a warm-up fit (compilation excluded)."""
     import keras
 
-    from cytokit import models
+    from cytokit.models import network
 
     if precision:
         keras.mixed_precision.set_global_policy(precision)
@@ -96,14 +96,14 @@ def images_per_s(size: int, steps: int, jit="auto", batch: int = BATCH, precisio
         x, y = np.concatenate([x] * reps)[:n], np.concatenate([y] * reps)[:n]
     else:
         rng = np.random.default_rng(0)
-        x = rng.random((n, size, size, 3), dtype=np.float32)
+        x = rng.integers(0, 256, (n, size, size, 3)).astype(np.uint8)
         y = rng.integers(0, 21, n)
-    model = models.build_cnn(21, size, dropout=0.4)
+    model = network.build_cnn(21, size, dropout=0.4)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=jit)
     model.fit(x[: batch * 2], y[: batch * 2], batch_size=batch, epochs=1, verbose=0)  # compile
     seconds = _common.best_of(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False), repeat)
-    info = {"jit": str(getattr(model, "jit_compile", jit)), "params": models.param_count(model),
+    info = {"jit": str(getattr(model, "jit_compile", jit)), "params": network.param_count(model),
             "forward_gflop": forward_flops(model) / 1e9}
     if precision:
         keras.mixed_precision.set_global_policy("float32")

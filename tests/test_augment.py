@@ -10,7 +10,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from cytokit import augment  # noqa: E402
+from cytokit.models import augmentation  # noqa: E402
 
 
 def _batch(n=6, size=48, seed=0) -> np.ndarray:
@@ -27,17 +27,39 @@ def _aug(aug, x) -> np.ndarray:
 
 def test_augmentation_keeps_shape_and_range():
     x = _batch()
-    y = _aug(augment.augmenter(seed=0), x)
+    y = _aug(augmentation.augmenter(seed=0), x)
     assert y.shape == x.shape
     assert y.dtype == np.float32
     assert y.min() >= 0.0 and y.max() <= 1.0
     assert not np.allclose(y, x)
 
 
+def test_uint8_images_are_warped_in_float_and_rounded_back():
+    """The pipeline's uint8 batches: each pixel within half a level of the float warp of the same image."""
+    x = np.round(_batch() * 255).astype(np.uint8)
+    got = np.asarray(augmentation.warped(x, augmentation.augmenter(seed=4)))
+    exact = _aug(augmentation.augmenter(seed=4), x.astype(np.float32))
+    assert got.dtype == np.uint8 and exact.dtype == np.float32
+    assert np.abs(got - exact).max() <= 0.5 + 1e-4
+    np.testing.assert_array_equal(got, np.clip(np.round(exact), 0, 255).astype(np.uint8))
+    layer = augmentation.augmenter(seed=4).get_layer("warp")  # the layer alone keeps uint8 too
+    np.testing.assert_array_equal(np.asarray(layer(x, training=True)), got)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+
+
+def test_variants_take_and_give_uint8():
+    image = np.round(_batch(n=1)[0] * 255).astype(np.uint8)
+    out = augmentation.variants(image, 3, augmentation.augmenter(seed=0))
+    assert len(out) == 3 and all(v.dtype == np.uint8 and v.shape == image.shape for v in out)
+    assert not np.array_equal(out[0], image)
+    with pytest.raises(TypeError, match="uint8"):
+        augmentation.variants(image / 255.0, 3, augmentation.augmenter(seed=0))
+
+
 def test_augmentation_is_reproducible_under_a_seed():
     """Two fresh augmenters with one seed give the same stream of transforms."""
     x = _batch()
-    a, b = augment.augmenter(seed=3), augment.augmenter(seed=3)
+    a, b = augmentation.augmenter(seed=3), augmentation.augmenter(seed=3)
     seq_a = [_aug(a, x) for _ in range(3)]
     seq_b = [_aug(b, x) for _ in range(3)]
     for ya, yb in zip(seq_a, seq_b):
@@ -47,18 +69,18 @@ def test_augmentation_is_reproducible_under_a_seed():
 
 def test_different_seeds_differ():
     x = _batch()
-    assert not np.array_equal(_aug(augment.augmenter(seed=0), x), _aug(augment.augmenter(seed=1), x))
+    assert not np.array_equal(_aug(augmentation.augmenter(seed=0), x), _aug(augmentation.augmenter(seed=1), x))
 
 
 def test_eval_mode_is_identity():
     x = _batch()
-    np.testing.assert_allclose(np.asarray(augment.augmenter()(x, training=False)), x)
+    np.testing.assert_allclose(np.asarray(augmentation.augmenter()(x, training=False)), x)
 
 
 def test_flips_mirror_independently():
     """Left-right and top-bottom flips are drawn independently: some outputs are true mirrors."""
     x = _batch(n=32)
-    aug = augment.augmenter(rotation_deg=0, translate=0, shear=0, seed=0)
+    aug = augmentation.augmenter(rotation_deg=0, translate=0, shear=0, seed=0)
     y = _aug(aug, x)
     kinds = set()
     for xi, yi in zip(x, y):
@@ -69,7 +91,7 @@ def test_flips_mirror_independently():
 
 
 def test_one_warp_layer_carries_the_requested_transforms():
-    aug = augment.augmenter(flip=False, shear=0)
+    aug = augmentation.augmenter(flip=False, shear=0)
     assert [layer.name for layer in aug.layers] == ["warp"]
     warp = aug.get_layer("warp")
     assert (warp.rotation_deg, warp.translate, warp.shear, warp.flip) == (180, 0.25, 0, False)
@@ -77,20 +99,7 @@ def test_one_warp_layer_carries_the_requested_transforms():
 
 def test_rejects_unknown_fill_mode():
     with pytest.raises(ValueError, match="fill_mode"):
-        augment.augmenter(fill_mode="mirror")
-
-
-def test_augment_dataset_maps_batches_and_keeps_labels():
-    x = _batch(n=8)
-    y = np.arange(8)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
-    out = list(augment.augment_dataset(ds, augment.augmenter(seed=0)))
-    assert [b[0].shape for b in out] == [(4, 48, 48, 3)] * 2
-    np.testing.assert_array_equal(np.concatenate([b[1] for b in out]), y)
-    imgs = np.concatenate([b[0] for b in out])
-    assert imgs.min() >= 0.0 and imgs.max() <= 1.0
-    again = np.concatenate([b[0] for b in augment.augment_dataset(ds, augment.augmenter(seed=0))])
-    np.testing.assert_array_equal(imgs, again)
+        augmentation.augmenter(fill_mode="mirror")
 
 
 LABELS = np.array([0] * 3 + [1] * 10 + [2] * 1 + [5] * 7)
@@ -98,7 +107,7 @@ LABELS = np.array([0] * 3 + [1] * 10 + [2] * 1 + [5] * 7)
 
 @pytest.mark.parametrize("target", [1, 5, 7, 12])
 def test_balanced_indices_hit_the_target_within_each_class(target):
-    idx = augment.balanced_indices(LABELS, target, seed=0)
+    idx = augmentation.balanced_indices(LABELS, target, seed=0)
     counts = Counter(LABELS[idx].tolist())
     assert counts == {c: target for c in (0, 1, 2, 5)}
     for cls in (0, 1, 2, 5):
@@ -112,21 +121,21 @@ def test_balanced_indices_hit_the_target_within_each_class(target):
 
 
 def test_balanced_indices_keep_each_original_at_least_once_and_shuffle():
-    idx = augment.balanced_indices(LABELS, 10, seed=0)
+    idx = augmentation.balanced_indices(LABELS, 10, seed=0)
     counts = Counter(idx.tolist())
     assert all(counts[i] >= 1 for i in range(len(LABELS)))
     assert not np.array_equal(idx, np.sort(idx))
 
 
 def test_balanced_indices_are_deterministic():
-    a = augment.balanced_indices(LABELS, 9, seed=4)
-    np.testing.assert_array_equal(a, augment.balanced_indices(LABELS, 9, seed=4))
-    assert not np.array_equal(a, augment.balanced_indices(LABELS, 9, seed=5))
+    a = augmentation.balanced_indices(LABELS, 9, seed=4)
+    np.testing.assert_array_equal(a, augmentation.balanced_indices(LABELS, 9, seed=4))
+    assert not np.array_equal(a, augmentation.balanced_indices(LABELS, 9, seed=5))
 
 
 def test_balanced_indices_rejects_empty_target():
     with pytest.raises(ValueError, match="target_per_class"):
-        augment.balanced_indices(LABELS, 0)
+        augmentation.balanced_indices(LABELS, 0)
 
 
 @pytest.fixture
@@ -154,12 +163,12 @@ def tiny_tree(tmp_path):
 def test_upsampled_dataset_reads_only_usable_train_rows(tiny_tree):
     data_dir, manifest = tiny_tree
     names = ["ABE", "BLA", "EOS"]
-    ds = augment.upsampled_dataset(manifest, data_dir, 32, 4, 5, names, None, seed=0)
+    ds = augmentation.upsampled_dataset(manifest, data_dir, 32, 4, 5, names, None, seed=0)
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
     x, y = np.concatenate(xs), np.concatenate(ys)
-    assert x.shape == (15, 32, 32, 3)
+    assert x.shape == (15, 32, 32, 3) and x.dtype == np.uint8
     assert Counter(y.tolist()) == {0: 5, 1: 5, 2: 5}
-    grey = np.round(x.mean(axis=(1, 2, 3)) * 255)
+    grey = np.round(x.mean(axis=(1, 2, 3)))
     np.testing.assert_allclose(grey, 40 + 80 * y, atol=2)  # pixels belong to the label, none from val/test
 
 
@@ -167,8 +176,8 @@ def test_upsampled_dataset_augments_reproducibly(tiny_tree):
     data_dir, manifest = tiny_tree
 
     def run():
-        aug = augment.augmenter(seed=1)
-        ds = augment.upsampled_dataset(manifest, data_dir, 32, 4, 3, ["ABE", "BLA", "EOS"], aug, seed=2)
+        aug = augmentation.augmenter(seed=1)
+        ds = augmentation.upsampled_dataset(manifest, data_dir, 32, 4, 3, ["ABE", "BLA", "EOS"], aug, seed=2)
         epochs = [[(x.numpy(), y.numpy()) for x, y in ds] for _ in range(2)]
         return [(np.concatenate([b[0] for b in e]), np.concatenate([b[1] for b in e])) for e in epochs]
 
@@ -176,33 +185,36 @@ def test_upsampled_dataset_augments_reproducibly(tiny_tree):
     for (xa, ya), (xb, yb) in zip(first, second):
         np.testing.assert_array_equal(ya, yb)
         np.testing.assert_array_equal(xa, xb)
-        assert xa.min() >= 0.0 and xa.max() <= 1.0
+        assert xa.dtype == np.uint8
     assert Counter(first[0][1].tolist()) == {0: 3, 1: 3, 2: 3}
     assert not np.array_equal(first[0][1], first[1][1])  # reshuffled every epoch
 
 
 def test_only_the_added_copies_are_transformed():
     idx = np.array([3, 1, 3, 2, 1, 3])
-    is_copy = augment.copies(idx)
+    is_copy = augmentation.copies(idx)
     assert is_copy.sum() == 3
     for i in (1, 2, 3):  # exactly one original per distinct image
         assert (~is_copy[idx == i]).sum() == 1
 
 
-def test_cached_stream_gives_the_same_batches_as_reading_files(tiny_tree):
-    """Caching decoded originals changes the speed, not one pixel or label of the stream."""
+@pytest.mark.parametrize("cache", [True, "disk"])
+def test_cached_stream_gives_the_same_batches_as_reading_files(tiny_tree, tmp_path, cache):
+    """Caching decoded originals, in memory or on disk, changes the speed, not one pixel or label of the stream."""
     data_dir, manifest = tiny_tree
     names = ["ABE", "BLA", "EOS"]
 
     def epochs(cache):
-        aug = augment.augmenter(seed=1)
-        ds = augment.upsampled_dataset(manifest, data_dir, 32, 4, 5, names, aug, seed=2, cache=cache)
+        aug = augmentation.augmenter(seed=1)
+        ds = augmentation.upsampled_dataset(manifest, data_dir, 32, 4, 5, names, aug, seed=2, cache=cache,
+                                            cache_dir=tmp_path / "cache")
         return [[(x.numpy(), y.numpy()) for x, y in ds] for _ in range(2)]
 
-    read, cached = epochs(False), epochs(True)
+    read, cached = epochs(False), epochs(cache)
+    assert len(list((tmp_path / "cache").glob("train-32px-*.npy"))) == (cache == "disk")
     assert len(read) == len(cached) == 2
     for epoch_read, epoch_cached in zip(read, cached):
         assert len(epoch_read) == len(epoch_cached)
         for (xa, ya), (xb, yb) in zip(epoch_read, epoch_cached):
             np.testing.assert_array_equal(ya, yb)
-            np.testing.assert_allclose(xa, xb, atol=1e-6)
+            np.testing.assert_array_equal(xa, xb)

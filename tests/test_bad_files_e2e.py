@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from cytokit import synth
+from cytokit.data import synthetic as synth
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from cytokit import data
-from cytokit.classes import CODES
+from cytokit.data import census, tree, validation
+from cytokit.data.manifest import MANIFEST_COLUMNS
+from cytokit.data.taxonomy import CODES
 
 RNG = np.random.default_rng(1)
 
@@ -109,12 +111,16 @@ def test_index_reports_empty_class_folders(tmp_path):
     assert set(df["cls"]) == {"BLA"}
 
 
-def test_index_follows_a_symlinked_folder_without_looping(tmp_path):
+def test_index_reports_links_instead_of_following_them(tmp_path):
+    """A link out of the dataset would read files that are not part of it; one inside, count them twice."""
     nested_tree(tmp_path / "real", {"BLA": 2})
-    (tmp_path / "ds").mkdir()
+    nested_tree(tmp_path / "ds", {"EOS": 1})
     (tmp_path / "ds" / "BLA").symlink_to(tmp_path / "real" / "BLA")
-    (tmp_path / "real" / "BLA" / "0001-1000" / "loop").symlink_to(tmp_path / "real" / "BLA")
-    assert len(data.index(tmp_path / "ds")) == 2
+    (tmp_path / "ds" / "EOS" / "0001-1000" / "loop").symlink_to(tmp_path / "ds" / "EOS")
+    df = data.index(tmp_path / "ds")
+    assert df["path"].tolist() == ["EOS/0001-1000/EOS_00001.jpg"]
+    assert "outside the dataset" in df.attrs["skipped"]["BLA/"]
+    assert "inside the dataset" in df.attrs["skipped"]["EOS/0001-1000/loop/"]
 
 
 def test_index_counts_files_on_a_bar_only_when_listing_is_slow(tmp_path, capsys, monkeypatch):
@@ -123,7 +129,7 @@ def test_index_counts_files_on_a_bar_only_when_listing_is_slow(tmp_path, capsys,
     quiet = data.index(tmp_path, progress=False)
     fast = data.index(tmp_path)  # a short listing prints nothing (the bar waits a second)
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(data, "_INDEX_BAR_DELAY", 0)
+    monkeypatch.setattr(tree, "_INDEX_BAR_DELAY", 0)
     shown = data.index(tmp_path)
     err = capsys.readouterr().err
     assert "indexing" in err and "5file" in err.replace(" ", "")
@@ -188,7 +194,7 @@ def odd_tree(tmp_path):
 EXPECTED = {
     "EOS_00001.jpg": ("ok", ""),
     "EOS_00002.jpg": ("bad", "zero-byte file"),
-    "EOS_00003.jpg": ("bad", "truncated JPEG"),
+    "EOS_00003.jpg": ("bad", "truncated JPEG (no end-of-image marker)"),
     "EOS_00004.jpg": ("bad", "not an image (text)"),
     "EOS_00005.jpg": ("converted", "PNG data named .jpg"),
     "EOS_00006.jpg": ("converted", "grayscale (converted to RGB)"),
@@ -223,7 +229,7 @@ def test_validate_is_the_same_with_one_worker_and_with_progress(odd_tree, capsys
 def test_validate_keeps_file_order_across_many_small_chunks(odd_tree, monkeypatch):
     idx = data.index(odd_tree)
     whole = data.validate(odd_tree, idx, progress=False, workers=1)
-    monkeypatch.setattr(data, "_CHUNK", 1)  # more chunks than the pool keeps in flight (4 per worker)
+    monkeypatch.setattr(validation, "_CHUNK", 1)  # more chunks than the pool keeps in flight (4 per worker)
     assert len(idx) > 4 * 2
     for workers in (1, 2):
         pd.testing.assert_frame_equal(data.validate(odd_tree, idx, progress=False, workers=workers), whole)
@@ -269,8 +275,8 @@ def test_splits_do_not_overlap_and_cover_usable_rows():
     groups = {s: set(df.loc[df["split"] == s, "path"]) for s in ("train", "val", "test", "excluded")}
     assert sum(len(g) for g in groups.values()) == len(df) == len(set(df["path"]))
     assert groups["excluded"] == set(df.loc[df["status"] == "bad", "path"])
-    summary = data.summary(df)
-    assert summary.loc["EOS", ["images", "bad", "train", "val", "test"]].tolist() == [17, 2, 8, 2, 5]
+    table = census.split_table(df).set_index("code")
+    assert table.loc["EOS", ["images", "train", "val", "test"]].tolist() == [15, 8, 2, 5]  # 17 less 2 bad
 
 
 @pytest.mark.parametrize(
@@ -324,8 +330,8 @@ def test_manifest_round_trip(odd_tree, tmp_path):
     out = tmp_path / "run" / "manifest.csv"
     data.write_manifest(df, out)
     back = data.read_manifest(out)
-    assert list(back.columns) == list(data.MANIFEST_COLUMNS)
-    pd.testing.assert_frame_equal(back, df[list(data.MANIFEST_COLUMNS)], check_dtype=False)
+    assert list(back.columns) == list(MANIFEST_COLUMNS)
+    pd.testing.assert_frame_equal(back, df[list(MANIFEST_COLUMNS)], check_dtype=False)
     assert back["bytes"].dtype == "int64" and back.loc[0, "cls"] == "NA"
     assert sorted(p.name for p in out.parent.iterdir()) == ["manifest.csv"]  # no temp file left
 
@@ -338,12 +344,14 @@ def test_read_manifest_errors_name_the_file(tmp_path):
         data.read_manifest(tmp_path / "x.csv")
 
 
-def test_summary_counts_and_fractions():
-    s = data.summary(data.split(manifest({"BLA": 100, "EOS": 10})))
-    cols = ["images", "bad", "converted", "train", "val", "test"]
-    assert s.loc["BLA", cols].tolist() == [100, 0, 0, 56, 14, 30]
-    assert s.loc["BLA", "test_frac"] == pytest.approx(0.3)
-    assert s[["train_frac", "val_frac", "test_frac"]].sum(axis=1).tolist() == pytest.approx([1.0, 1.0])
+def test_split_table_counts_and_shares():
+    s = census.split_table(data.split(manifest({"BLA": 100, "EOS": 10})))
+    assert s.columns.tolist() == ["code", "images", "train", "val", "test", "train_share", "val_share",
+                                  "test_share"]
+    s = s.set_index("code")
+    assert s.loc["BLA", ["images", "train", "val", "test"]].tolist() == [100, 56, 14, 30]
+    assert s.loc["BLA", "test_share"] == pytest.approx(0.3)
+    assert s[["train_share", "val_share", "test_share"]].sum(axis=1).tolist() == pytest.approx([1.0, 1.0])
 
 
 def test_class_names_known_and_custom():

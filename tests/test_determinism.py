@@ -4,7 +4,7 @@
 process. Here two fresh interpreters (with different hash seeds) each go the whole way of
 chapters 01, 02 and 04 on CPU with TensorFlow's op determinism on: generate a tiny
 synthetic tree, validate and split it, write the manifest, train the study CNN for two
-epochs through ``cytokit.train.fit`` as chapter 02 does, predict the validation split,
+epochs through ``cytokit.models.training.fit`` as chapter 02 does, predict the validation split,
 and draw one epoch of chapter 04's augmented stream. Everything must be bit-identical.
 """
 
@@ -22,7 +22,10 @@ SCRIPT = textwrap.dedent("""
     import hashlib, json, sys
     from pathlib import Path
     import numpy as np
-    from cytokit import augment, data, models, pipeline, synth, train
+    from cytokit import data
+    from cytokit.data import pipeline, synthetic as synth
+    from cytokit.evaluation.predictions import predict
+    from cytokit.models import augmentation, network, training
 
     work, seed = Path(sys.argv[1]), 0
 
@@ -42,16 +45,16 @@ SCRIPT = textwrap.dedent("""
     manifest = data.read_manifest(work / "manifest.csv")
     class_names = data.class_names(manifest)
 
-    train.set_seed(seed, deterministic=True)                                                  # chapter 02
+    training.set_seed(seed, deterministic=True)                                                  # chapter 02
     train_ds = pipeline.dataset(manifest, root, "train", 32, 16, class_names, shuffle=True, seed=seed, cache=True)
     val_ds = pipeline.dataset(manifest, root, "val", 32, 16, class_names, cache=True)
-    model = models.compile_model(models.build_cnn(len(class_names), 32, dropout=None, bn_momentum=0.9),
-                                 "adam", 1e-3)
-    history = train.fit(model, train_ds, val_ds, 2, backup_dir=work / "backup")
-    probs = train.predict(model, val_ds)
+    model = network.compile_model(network.build_cnn(len(class_names), 32, dropout=None, bn_momentum=0.9),
+                                  "adam", 1e-3)
+    history = training.fit(model, train_ds, val_ds, 2, backup_dir=work / "backup")
+    probs = predict(model, val_ds)
 
-    stream = augment.upsampled_dataset(manifest, root, 32, 16, 4, class_names,                # chapter 04
-                                       augment.augmenter(seed=seed), seed=seed)
+    stream = augmentation.upsampled_dataset(manifest, root, 32, 16, 4, class_names,           # chapter 04
+                                            augmentation.augmenter(seed=seed), seed=seed)
     batches = [(x.numpy(), y.numpy()) for x, y in stream]
 
     result = {

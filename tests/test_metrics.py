@@ -1,4 +1,5 @@
-"""Tests of cytokit.metrics against scikit-learn and hand-computed values."""
+"""Tests of cytokit.evaluation.metrics (with grouping, study and io.to_jsonable) against scikit-learn
+and hand-computed values."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from cytokit import metrics
-from cytokit.classes import CODES
+from cytokit.data.taxonomy import CODES
+from cytokit.evaluation import grouping, metrics, study
+from cytokit.io import to_jsonable
 
 # Four classes; "D" never occurs in y_true and is never predicted, "C" is never predicted.
 NAMES = ["A", "B", "C", "D"]
@@ -110,7 +112,7 @@ def test_group_classes_merges_consistently_and_keeps_totals():
     names = ["X", "P", "Q", "Y", "R"]
     yt = np.array([0, 1, 2, 4, 3, 1, 2])
     yp = np.array([0, 2, 1, 4, 4, 1, 0])
-    gt, gp, gnames = metrics.group_classes(yt, yp, names, {"G": ["P", "R", "Q"]})
+    gt, gp, gnames = grouping.group_classes(yt, yp, names, {"G": ["P", "R", "Q"]})
     # G takes the place of its earliest member (P, position 1); others keep their order
     assert gnames == ["X", "G", "Y"]
     assert gt.tolist() == [0, 1, 1, 1, 2, 1, 1]
@@ -133,9 +135,9 @@ def test_group_classes_neutrophil_series():
     i = {c: k for k, c in enumerate(codes)}
     yt = np.array([i["PMO"], i["NGB"], i["NGS"], i["BLA"], i["MMZ"]])
     yp = np.array([i["MYB"], i["NGS"], i["NGS"], i["PMO"], i["BLA"]])
-    gt, gp, gnames = metrics.group_classes(yt, yp, codes, metrics.NEU_GROUP)
+    gt, gp, gnames = grouping.group_classes(yt, yp, codes, grouping.NEU_GROUP)
     assert len(gnames) == 17
-    assert "NEU" in gnames and not set(metrics.NEU_GROUP["NEU"]) & set(gnames)
+    assert "NEU" in gnames and not set(grouping.NEU_GROUP["NEU"]) & set(gnames)
     # NEU sits where MMZ (first series member in alphabetical order) was
     assert gnames.index("NEU") == codes.index("MMZ")
     assert metrics.headline(yt, yp, codes)["accuracy"] == pytest.approx(1 / 5)
@@ -149,15 +151,15 @@ def test_group_classes_neutrophil_series():
 def test_group_classes_errors():
     y = np.array([0, 1, 2])
     with pytest.raises(ValueError, match="unknown"):
-        metrics.group_classes(y, y, ["A", "B", "C"], {"G": ["A", "Z"]})
+        grouping.group_classes(y, y, ["A", "B", "C"], {"G": ["A", "Z"]})
     with pytest.raises(ValueError, match="two groups"):
-        metrics.group_classes(y, y, ["A", "B", "C"], {"G": ["A", "B"], "H": ["B", "C"]})
+        grouping.group_classes(y, y, ["A", "B", "C"], {"G": ["A", "B"], "H": ["B", "C"]})
     with pytest.raises(ValueError, match="no members"):
-        metrics.group_classes(y, y, ["A", "B", "C"], {"G": []})
+        grouping.group_classes(y, y, ["A", "B", "C"], {"G": []})
     with pytest.raises(ValueError, match="clashes"):
-        metrics.group_classes(y, y, ["A", "B", "C"], {"C": ["A", "B"]})
+        grouping.group_classes(y, y, ["A", "B", "C"], {"C": ["A", "B"]})
     # naming a group after one of its own members is fine
-    _, _, names = metrics.group_classes(y, y, ["A", "B", "C"], {"B": ["A", "B"]})
+    _, _, names = grouping.group_classes(y, y, ["A", "B", "C"], {"B": ["A", "B"]})
     assert names == ["B", "C"]
 
 
@@ -235,12 +237,12 @@ def test_improved_marks_only_strict_gains():
 
 # --------------------------------------------------------------------------- study tables
 def test_study_tables_load_as_fractions():
-    h = metrics.study_headline("baseline", "validation")
+    h = study.study_headline("baseline", "validation")
     assert h["accuracy"] == pytest.approx(0.74)
     assert h["balanced_accuracy"] == pytest.approx(0.44)
-    assert metrics.study_headline("augmented", "test")["accuracy"] == pytest.approx(0.783)
+    assert study.study_headline("augmented", "test")["accuracy"] == pytest.approx(0.783)
 
-    t = metrics.study_per_class("baseline", "validation")
+    t = study.study_per_class("baseline", "validation")
     assert len(t) == 21 and list(t.index) == list(CODES)
     assert list(t.columns) == ["precision", "recall", "f1", "support"]
     assert t.loc["ART", "precision"] == pytest.approx(0.72)
@@ -248,14 +250,14 @@ def test_study_tables_load_as_fractions():
     assert t["support"].sum() == 23973  # validation images in the study
     assert ((t[["precision", "recall", "f1"]] >= 0) & (t[["precision", "recall", "f1"]] <= 1)).all().all()
     # test split has no supports in the study
-    assert metrics.study_per_class("augmented", "test")["support"].isna().all()
+    assert study.study_per_class("augmented", "test")["support"].isna().all()
     with pytest.raises(KeyError, match="available"):
-        metrics.study_per_class("nope", "validation")
+        study.study_per_class("nope", "validation")
 
 
 def test_study_improvements_augmented_over_baseline():
-    base = metrics.study_per_class("baseline", "validation")
-    aug = metrics.study_per_class("augmented", "validation")
+    base = study.study_per_class("baseline", "validation")
+    aug = study.study_per_class("augmented", "validation")
     imp = metrics.improved(base, aug)
     assert bool(imp["ART"]) is True  # 0.77 -> 0.82
     assert bool(imp["ABE"]) is False  # 0 -> 0
@@ -272,7 +274,7 @@ def test_to_jsonable_round_trips_through_json():
         "series": pd.Series([1.5, 2.5], index=["x", "y"]),
         np.int64(7): "key",
     }
-    out = metrics.to_jsonable(obj)
+    out = to_jsonable(obj)
     text = json.dumps(out, allow_nan=False)
     back = json.loads(text)
     assert back["per_class"]["B"]["support"] == 3
@@ -283,7 +285,7 @@ def test_to_jsonable_round_trips_through_json():
     assert back["series"] == {"x": 1.5, "y": 2.5}
     assert back["7"] == "key"
     assert back["h"]["n"] == 10
-    study = metrics.to_jsonable(metrics.study_per_class("augmented", "test"))
-    assert study["ABE"]["support"] is None
+    printed = to_jsonable(study.study_per_class("augmented", "test"))
+    assert printed["ABE"]["support"] is None
     with pytest.raises(TypeError):
-        metrics.to_jsonable(object())
+        to_jsonable(object())

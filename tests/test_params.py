@@ -1,29 +1,61 @@
 import pytest
 
-from cytokit import params, run
+from cytokit.book import parameters, runner
 
 
 @pytest.mark.parametrize("name,value", [
-    ("epochs", -1), ("epochs", 0), ("epochs", 2.5), ("image_size", 16), ("fraction", 0.0),
-    ("fraction", 1.5), ("bn_momentum", 1.0), ("learning_rate", 0), ("model_source", "mine"),
+    ("epochs", -1), ("epochs", 0), ("epochs", 2.5), ("image_size", 16), ("n_images", 0),
+    ("n_images", 1.5), ("bn_momentum", 1.0), ("learning_rate", 0), ("model_source", "mine"),
     ("label_mode", "random"), ("max_trials", True), ("synth_difficulty", 2),
 ])
 def test_bad_values_are_refused_with_the_rule(name, value):
-    with pytest.raises(params.ParameterError, match=name):
-        params.check({name: value}, "02_baseline")
+    with pytest.raises(parameters.ParameterError, match=name):
+        parameters.check({name: value}, "02_baseline")
 
 
 @pytest.mark.parametrize("name,value", [
-    ("epochs", 1), ("image_size", 32), ("image_size", 250), ("fraction", 1.0), ("fraction", 0.3),
+    ("epochs", 1), ("image_size", 32), ("image_size", 250), ("n_images", 1), ("n_images", 40),
     ("bn_momentum", 0.99), ("learning_rate", 1e-5), ("label_mode", "first"), ("data_dir", None),
-    ("unknown_knob", "anything"),
 ])
 def test_good_values_pass(name, value):
-    params.check({name: value})
+    parameters.check({name: value})
+
+
+def test_a_parameter_without_a_rule_is_refused():
+    with pytest.raises(parameters.ParameterError, match="unknown_knob.*no rule"):
+        parameters.check({"unknown_knob": "anything"})
+
+
+def test_every_declared_parameter_has_a_rule():
+    for chapter in runner.chapters():
+        missing = set(parameters.declared(chapter.source)) - set(parameters.RULES)
+        assert not missing, f"{chapter.name}: no rule for {sorted(missing)}"
 
 
 def test_runner_refuses_before_any_chapter_runs(tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(params.ParameterError, match="epochs=-3"):
-        run.run("smoke", out=out, overrides={"epochs": -3}, book=False, log=lambda *a, **k: None)
+    with pytest.raises(parameters.ParameterError, match="epochs=-3"):
+        runner.run("smoke", out=out, overrides={"epochs": -3}, book=False, log=lambda *a, **k: None)
     assert not out.exists()
+
+
+def test_runner_refuses_an_unknown_override_listing_the_known_ones(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(runner.RunError, match="unknown parameter.*unknown_knob.*known ones are: .*epochs"):
+        runner.run("smoke", out=out, overrides={"unknown_knob": 1}, book=False, log=lambda *a, **k: None)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", [True, False, "memory", "disk", "auto"])
+def test_cache_images_takes_a_flag_or_where_to_keep_the_images(value):
+    parameters.check({"cache_images": value})
+
+
+@pytest.mark.parametrize("name,value", [
+    ("cache_images", "yes"), ("cache_images", 1), ("cache_images", "/tmp/cache"), ("tuner_workers", 0),
+    ("tuner_workers", 2.0), ("tuner_workers", True), ("precision", "float16"),
+])
+def test_cache_workers_and_precision_refuse_other_values(name, value):
+    with pytest.raises(parameters.ParameterError, match=name):
+        parameters.check({name: value}, "03_tuning")
+    parameters.check({"tuner_workers": 8, "precision": "mixed_bfloat16"})

@@ -1,4 +1,4 @@
-"""The tf.data pipeline: shapes, dtypes, pixel/255, label order, odd files, bad rows left out."""
+"""The tf.data pipeline: shapes, uint8 pixels, label order, odd files, bad rows left out, decoded-image caches."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from PIL import Image
 
 tf = pytest.importorskip("tensorflow")
 
-from cytokit import data, pipeline  # noqa: E402
-from cytokit.classes import CODES  # noqa: E402
+from cytokit import data  # noqa: E402
+from cytokit.data import pipeline  # noqa: E402
+from cytokit.data.taxonomy import CODES  # noqa: E402
 
 RNG = np.random.default_rng(2)
 
@@ -58,22 +59,23 @@ def batches(ds):
 def test_shapes_dtypes_range_and_label_order(tree, manifest):
     ds = pipeline.dataset(manifest, tree, "train", image_size=64, batch_size=4)
     assert ds.element_spec[0].shape.as_list() == [None, 64, 64, 3]
+    assert ds.element_spec[0].dtype == tf.uint8
     x, y = batches(ds)
-    assert x.dtype == np.float32 and y.dtype == np.int32
-    assert x.min() >= 0.0 and x.max() <= 1.0 and x.std() > 0.01
-    np.testing.assert_array_equal(y, pipeline.labels(manifest, "train", list(CODES)))
+    assert x.dtype == np.uint8 and y.dtype == np.int32
+    assert x.std() > 1
+    np.testing.assert_array_equal(y, data.labels(manifest, "train", list(CODES)))
     expected = [CODES.index(c) for c in manifest.loc[manifest["split"] == "train", "cls"]]
     np.testing.assert_array_equal(y, expected)
 
 
-def test_images_are_pixel_over_255_at_native_size(tree, manifest):
+def test_images_at_native_size_are_cv2_imreads_pixels(tree, manifest):
     x = pipeline.load_images(manifest, tree, "test", image_size=250)
-    paths = pipeline.rows(manifest, "test")["path"]
+    assert x.dtype == np.uint8
+    paths = data.rows(manifest, "test")["path"]
     compared = 0
     for img, p in zip(x, paths):
         if not p.startswith("EOS"):
-            ref = cv2.cvtColor(cv2.imread(str(tree / p)), cv2.COLOR_BGR2RGB) / 255.0
-            np.testing.assert_allclose(img, ref, atol=1e-6)
+            np.testing.assert_array_equal(img, cv2.cvtColor(cv2.imread(str(tree / p)), cv2.COLOR_BGR2RGB))
             compared += 1
     assert compared >= 5
 
@@ -85,13 +87,12 @@ def test_odd_files_come_out_as_rgb_and_bad_files_are_left_out(tree, manifest):
     assert x.shape[1:] == (250, 250, 3)
     by_name = dict(zip(usable["path"].str.rsplit("/", n=1).str[1], x))
     for name in ("EOS_00001.jpg", "EOS_00003.png", "EOS_00006.tif"):  # lossless: exact
-        expected = np.asarray(Image.open(tree / "EOS" / name).convert("RGB")) / 255.0
-        np.testing.assert_allclose(by_name[name], expected, atol=1e-6)
+        expected = np.asarray(Image.open(tree / "EOS" / name).convert("RGB"))
+        np.testing.assert_array_equal(by_name[name], expected)
     grey = by_name["EOS_00002.jpg"]
     np.testing.assert_array_equal(grey[..., 0], grey[..., 1])
-    np.testing.assert_allclose(grey[..., 0], np.asarray(Image.open(tree / "EOS" / "EOS_00002.jpg")) / 255.0,
-                               atol=1e-6)
-    cmyk = by_name["EOS_00004.jpg"] * 255
+    np.testing.assert_array_equal(grey[..., 0], np.asarray(Image.open(tree / "EOS" / "EOS_00002.jpg")))
+    cmyk = by_name["EOS_00004.jpg"].astype(float)
     pil = np.asarray(Image.open(tree / "EOS" / "EOS_00004.jpg").convert("RGB")).astype(float)
     assert np.abs(cmyk - pil).mean() < 2
 
@@ -100,7 +101,7 @@ def test_wrong_size_is_resized_both_ways(tree, manifest):
     one = manifest[manifest["path"].str.endswith("EOS_00005.jpg")]
     for size in (64, 250):
         x, _ = batches(pipeline.dataset(one, tree, None, image_size=size, batch_size=1))
-        assert x.shape == (1, size, size, 3) and 0 <= x.min() and x.max() <= 1
+        assert x.shape == (1, size, size, 3) and x.dtype == np.uint8 and x.std() > 1
 
 
 def test_shuffle_is_seeded_and_keeps_pairs(tree, manifest):
@@ -118,34 +119,38 @@ def test_shuffle_is_seeded_and_keeps_pairs(tree, manifest):
 
 
 def test_repeat_and_cache(tree, manifest):
-    n = len(pipeline.rows(manifest, "val"))
+    n = len(data.rows(manifest, "val"))
     ds = pipeline.dataset(manifest, tree, "val", 32, 2, cache=True, repeat=True)
     assert sum(int(x.shape[0]) for x, _ in ds.take(n + 1)) > n
 
 
 def test_custom_class_names_and_errors(tree, manifest):
-    y = pipeline.labels(manifest, "train", ["PMO", "NGS", "BLA", "EOS"])
+    y = data.labels(manifest, "train", ["PMO", "NGS", "BLA", "EOS"])
     expected = manifest.loc[manifest["split"] == "train", "cls"].map({"PMO": 0, "NGS": 1, "BLA": 2, "EOS": 3})
     np.testing.assert_array_equal(y, expected.to_numpy())
     with pytest.raises(ValueError, match="not in class_names"):
-        pipeline.labels(manifest, "train", ["BLA"])
+        data.labels(manifest, "train", ["BLA"])
     with pytest.raises(ValueError, match="no usable images in split 'tset'"):
         pipeline.dataset(manifest, tree, "tset", 32, 2)
 
 
-def _plain_model_input(img, size):
-    """The pipeline's formula without any shortcut: clip(resize-if-needed(float(img)) / 255),
-    area averaging to shrink, antialiased bilinear otherwise."""
+def _resized(img, size):
+    """resize-if-needed(float(img)) on the 0-255 scale: area averaging to shrink, antialiased bilinear otherwise."""
     x = tf.cast(img, tf.float32)
     if min(x.shape[:2]) >= size and x.shape[:2] != (size, size):
         x = tf.image.resize(x, [size, size], method="area")
     elif x.shape[:2] != (size, size):
         x = tf.image.resize(x, [size, size], method="bilinear", antialias=True)
-    return tf.clip_by_value(x / 255.0, 0.0, 1.0).numpy()
+    return x.numpy()
 
 
-def test_model_input_is_bit_identical_to_the_plain_formula():
-    """Skipping the clip for native-size uint8 images changes no pixel, eagerly or in tf.data."""
+def _plain_model_input(img, size):
+    """The pipeline's formula without any shortcut: the resized pixels rounded and clipped to uint8."""
+    return np.clip(np.round(_resized(img, size)), 0, 255).astype(np.uint8)
+
+
+def test_model_input_is_the_plain_formula_in_uint8():
+    """Native-size uint8 images pass untouched; resized or float ones are rounded; eagerly and in tf.data."""
     full = np.arange(250 * 250 * 3, dtype=np.int64).reshape(250, 250, 3) % 256  # every value 0..255
     cases = [full.astype(np.uint8), rgb(180, 200), rgb(40, 40), rgb(50, 90),
              np.linspace(-40, 300, 250 * 250 * 3, dtype=np.float32).reshape(250, 250, 3)]  # float: clipped
@@ -156,8 +161,10 @@ def test_model_input_is_bit_identical_to_the_plain_formula():
             ds = tf.data.Dataset.from_generator(lambda img=img: iter([img]),
                                                 output_signature=tf.TensorSpec([None, None, 3], img.dtype))
             got = next(iter(ds.map(lambda x, size=size: pipeline.to_model_input(x, size))))
+            assert got.dtype == tf.uint8
             np.testing.assert_array_equal(got.numpy(), expected)
-            assert 0.0 <= expected.min() and expected.max() <= 1.0
+            assert np.abs(expected - _resized(img, size).clip(0, 255)).max() <= 0.5  # only rounding
+    np.testing.assert_array_equal(pipeline.to_model_input(full.astype(np.uint8), 250).numpy(), full)
 
 
 def test_cached_epochs_repeat_the_first_exactly(tree, manifest):
@@ -185,7 +192,7 @@ def test_jpegs_are_decoded_at_the_smallest_scale_that_covers_the_size(tmp_path, 
     scaled = tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE", ratio=ratio)
     np.testing.assert_array_equal(pipeline.decode(raw, size).numpy(), scaled.numpy())
     if scaled.shape[0] == size:  # already at size: no resize after the scaled decode
-        np.testing.assert_array_equal(pipeline.load_image(str(path), size).numpy(), scaled.numpy() / np.float32(255))
+        np.testing.assert_array_equal(pipeline.load_image(str(path), size).numpy(), scaled.numpy())
 
 
 def test_scaled_decode_matches_a_full_decode_then_resize(tmp_path):
@@ -193,18 +200,18 @@ def test_scaled_decode_matches_a_full_decode_then_resize(tmp_path):
     path = tmp_path / "cell.jpg"
     save(path, _smooth())
     full = tf.io.decode_jpeg(tf.io.read_file(str(path)), channels=3, dct_method="INTEGER_ACCURATE")
-    want = _plain_model_input(full.numpy(), 64)
-    got = pipeline.load_image(str(path), 64).numpy()
-    assert np.abs(got - want).mean() * 255 < 0.5
-    assert np.abs(got - want).max() * 255 < 16
+    want = _plain_model_input(full.numpy(), 64).astype(float)
+    got = pipeline.load_image(str(path), 64).numpy().astype(float)
+    assert np.abs(got - want).mean() < 0.5
+    assert np.abs(got - want).max() < 16
 
 
 def test_shrinking_averages_and_enlarging_interpolates():
     img = np.zeros((8, 8, 3), np.uint8)
     img[::2, ::2] = 255  # a one-pixel grid: area averaging gives its mean, no aliasing
-    np.testing.assert_allclose(pipeline.to_model_input(img, 4).numpy(), 0.25, atol=1e-6)
+    np.testing.assert_array_equal(pipeline.to_model_input(img, 4).numpy(), 64)  # 255 / 4 = 63.75, rounded
     small = pipeline.to_model_input(np.full((4, 4, 3), 128, np.uint8), 8).numpy()
-    np.testing.assert_allclose(small, 128 / 255, atol=1e-6)
+    np.testing.assert_array_equal(small, 128)
 
 
 @pytest.mark.parametrize("size", [250, 125, 64, 40, 300])

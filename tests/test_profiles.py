@@ -1,6 +1,6 @@
 import pytest
 
-from cytokit import profiles
+from cytokit.book import profiles
 
 
 def test_shipped_profiles_load():
@@ -39,10 +39,10 @@ def test_every_profile_parameter_is_declared_by_some_chapter():
     """A typo in a profile would otherwise be dropped silently by the runner."""
     import papermill
 
-    from cytokit import run
+    from cytokit.book import runner
 
     declared = set()
-    for chapter in run.chapters():
+    for chapter in runner.chapters():
         params = papermill.inspect_notebook(str(chapter.source))
         assert {"profile", "run_dir"} <= set(params), chapter.name
         declared |= set(params)

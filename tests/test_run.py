@@ -8,10 +8,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from conftest import ROOT
-from cytokit import book, run
+from cytokit.book import build, runner
 
 
-def _notebook(path, *codes, params="x = 1\nrun_dir = None\nprofile = 'demo'"):
+def _notebook(path, *codes, params="epochs = 1\nrun_dir = None\nprofile = 'demo'"):
     cells = [new_markdown_cell(f"# {path.stem}")]
     p = new_code_cell(params)
     p.metadata["tags"] = ["parameters"]
@@ -24,44 +24,48 @@ def _notebook(path, *codes, params="x = 1\nrun_dir = None\nprofile = 'demo'"):
 
 @pytest.fixture
 def toy_project(tmp_path, monkeypatch):
-    """A project root with two chapters, a profile and the real book configuration."""
+    """A project root with two chapters, a findings page, a profile and the real book configuration."""
     root = tmp_path / "proj"
     (root / "notebooks").mkdir(parents=True)
     (root / "profiles").mkdir()
     shutil.copy(ROOT / "_config.yml", root / "_config.yml")
     shutil.copytree(ROOT / "book", root / "book")
-    (root / "_toc.yml").write_text(
-        "format: jb-book\nroot: book/intro\nparts:\n"
+    (root / "_toc.yml").write_text(  # the real book's shape: the findings page first, book/ pages around
+        "format: jb-book\nroot: notebooks/findings\nparts:\n"
+        "  - caption: About\n    chapters:\n      - file: book/intro\n"
         "  - caption: Toy\n    chapters:\n      - file: notebooks/01_first\n      - file: notebooks/02_second\n"
         "  - caption: Later\n    chapters:\n      - file: notebooks/09_absent\n"
-        "      - file: book/reproduce\n      - file: book/references\n")
+        "      - file: book/reproduce\n      - file: book/scale_out\n      - file: book/references\n")
     (root / "profiles" / "toy.yaml").write_text(
-        "description: toy\nparameters: {x: 5, unused: 3}\nchapters:\n  '02': {x: 7}\n")
-    write = ("import json, pathlib\nfrom cytokit.chapter import Chapter\n"
-             "c = Chapter(pathlib.Path.cwd().name, run_dir, profile)\nc.record('x', x)\nc.save_metrics()")
+        "description: toy\nparameters: {epochs: 5, unused: 3}\nchapters:\n  '02': {epochs: 7}\n")
+    write = ("import json, pathlib\nfrom cytokit.book.chapter import Chapter\n"
+             "c = Chapter(pathlib.Path.cwd().name, run_dir, profile)\nc.record('epochs', epochs)\nc.save_metrics()")
     _notebook(root / "notebooks" / "01_first.ipynb", write)
     _notebook(root / "notebooks" / "02_second.ipynb", write)
+    _notebook(root / "notebooks" / "findings.ipynb", "print('what this run found')",
+              params="run_dir = None\nprofile = 'demo'")
     monkeypatch.setenv("CYTOKIT_HOME", str(root))
     return root
 
 
 def test_select_by_number_or_name_and_unknown_is_refused(toy_project):
-    chs = run.chapters()
-    assert [c.name for c in run.select(chs, ["02"])] == ["02_second"]
-    assert [c.name for c in run.select(chs, ["01_first"])] == ["01_first"]
-    with pytest.raises(run.RunError, match="unknown chapter"):
-        run.select(chs, ["07"])
+    chs = runner.chapters()
+    assert [c.name for c in runner.select(chs, ["02"])] == ["02_second"]
+    assert [c.name for c in runner.select(chs, ["01_first"])] == ["01_first"]
+    with pytest.raises(runner.RunError, match="unknown chapter"):
+        runner.select(chs, ["07"])
 
 
 def test_run_injects_profile_parameters_and_builds_the_book(toy_project, tmp_path):
     out = tmp_path / "run"
-    result = run.run("toy", out=out, log=lambda *a, **k: None)
+    result = runner.run("toy", out=out, log=lambda *a, **k: None)
     m1 = json.loads((out / "01_first" / "metrics.json").read_text())
     m2 = json.loads((out / "02_second" / "metrics.json").read_text())
-    assert (m1["x"], m2["x"]) == (5, 7)
+    assert (m1["epochs"], m2["epochs"]) == (5, 7)
     executed = nbformat.read(out / "01_first" / "01_first.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "unused" not in injected[0].source and "x = 5" in injected[0].source
+    assert injected and "unused" not in injected[0].source and "epochs = 5" in injected[0].source
+    assert 'run_dir = ".."' in injected[0].source  # relative to the chapter folder the kernel runs in
     source = nbformat.read(toy_project / "notebooks" / "01_first.ipynb", as_version=4)
     assert all(not c.get("outputs") for c in source.cells if c.cell_type == "code")
     assert result.book_index.is_file() and (result.book_index.parent / "notebooks" / "02_second.html").is_file()
@@ -72,20 +76,20 @@ def test_run_injects_profile_parameters_and_builds_the_book(toy_project, tmp_pat
 
 def test_existing_outputs_are_not_overwritten_without_force(toy_project, tmp_path):
     out = tmp_path / "run"
-    run.run("toy", out=out, only=["01"], book=False, log=lambda *a, **k: None)
+    runner.run("toy", out=out, only=["01"], book=False, log=lambda *a, **k: None)
     before = (out / "01_first" / "01_first.ipynb").read_bytes()
-    with pytest.raises(run.RunError, match="--force"):
-        run.run("toy", out=out, only=["01"], book=False, log=lambda *a, **k: None)
+    with pytest.raises(runner.RunError, match="--force"):
+        runner.run("toy", out=out, only=["01"], book=False, log=lambda *a, **k: None)
     assert (out / "01_first" / "01_first.ipynb").read_bytes() == before
-    run.run("toy", out=out, only=["02"], book=False, log=lambda *a, **k: None)  # a new chapter is fine
-    run.run("toy", out=out, only=["01"], book=False, force=True, log=lambda *a, **k: None)
+    runner.run("toy", out=out, only=["02"], book=False, log=lambda *a, **k: None)  # a new chapter is fine
+    runner.run("toy", out=out, only=["01"], book=False, force=True, log=lambda *a, **k: None)
 
 
 def test_a_failing_chapter_names_notebook_cell_and_error(toy_project, tmp_path):
     _notebook(toy_project / "notebooks" / "02_second.ipynb", "y = 2", "1 / 0")
     out = tmp_path / "run"
-    with pytest.raises(run.ChapterFailed) as err:
-        run.run("toy", out=out, book=False, log=lambda *a, **k: None)
+    with pytest.raises(runner.ChapterFailed) as err:
+        runner.run("toy", out=out, book=False, log=lambda *a, **k: None)
     msg = str(err.value)
     assert "02_second" in msg and "ZeroDivisionError" in msg and "cell" in msg
     assert (out / "02_second" / "02_second.ipynb").is_file()
@@ -105,27 +109,31 @@ def test_toc_filter_drops_absent_pages_and_empty_parts():
     toc = {"root": "book/intro", "parts": [
         {"caption": "A", "chapters": [{"file": "notebooks/01"}, {"file": "notebooks/02"}]},
         {"caption": "B", "chapters": [{"file": "notebooks/05"}]}]}
-    out = book._filter_toc(toc, {"notebooks/01"})
+    out = build._filter_toc(toc, {"book/intro", "notebooks/01"})
+    assert out["root"] == "book/intro"
     assert out["parts"] == [{"caption": "A", "chapters": [{"file": "notebooks/01"}]}]
+    rootless = build._filter_toc(toc, {"notebooks/01", "notebooks/02"})  # the root page absent
+    assert rootless["root"] == "notebooks/01"
+    assert rootless["parts"] == [{"caption": "A", "chapters": [{"file": "notebooks/02"}]}]
 
 
 def test_resume_runs_only_missing_or_changed_chapters(toy_project, tmp_path):
     out = tmp_path / "run"
     quiet = lambda *a, **k: None  # noqa: E731
-    run.run("toy", out=out, book=False, log=quiet)
+    runner.run("toy", out=out, book=False, log=quiet)
     first = {n: (out / n / "metrics.json").read_bytes() for n in ("01_first", "02_second")}
 
     (out / "02_second" / "metrics.json").unlink()               # a chapter killed before it finished
-    done = run.run("toy", out=out, book=False, log=quiet, resume=True)
+    done = runner.run("toy", out=out, book=False, log=quiet, resume=True)
     assert [c["chapter"] for c in done.chapters] == ["02_second"]
     assert (out / "01_first" / "metrics.json").read_bytes() == first["01_first"]
 
-    nothing = run.run("toy", out=out, book=False, log=quiet, resume=True)
+    nothing = runner.run("toy", out=out, book=False, log=quiet, resume=True)
     assert nothing.chapters == []
 
-    changed = run.run("toy", out=out, book=False, log=quiet, resume=True, overrides={"x": 9})
+    changed = runner.run("toy", out=out, book=False, log=quiet, resume=True, overrides={"epochs": 9})
     assert [c["chapter"] for c in changed.chapters] == ["01_first", "02_second"]
-    assert json.loads((out / "01_first" / "metrics.json").read_text())["x"] == 9
+    assert json.loads((out / "01_first" / "metrics.json").read_text())["epochs"] == 9
 
 
 def test_cli_resume_reads_the_profile_from_the_run_folder(toy_project, tmp_path, capsys):
@@ -143,7 +151,7 @@ def test_a_training_backup_resumes_only_the_attempt_that_wrote_it(toy_project, t
     """The same holds for a training backup and for a search's finished trials."""
     out = tmp_path / "run"
     quiet = lambda *a, **k: None  # noqa: E731
-    run.run("toy", out=out, book=False, log=quiet)
+    runner.run("toy", out=out, book=False, log=quiet)
     backup = out / "02_second" / state
 
     def killed_mid_training():
@@ -152,13 +160,13 @@ def test_a_training_backup_resumes_only_the_attempt_that_wrote_it(toy_project, t
         (out / "02_second" / "metrics.json").unlink()
 
     killed_mid_training()
-    run.run("toy", out=out, book=False, log=quiet, resume=True)   # same settings: the backup is used
+    runner.run("toy", out=out, book=False, log=quiet, resume=True)   # same settings: the backup is used
     assert (backup / "weights.h5").exists()
 
     killed_mid_training()
-    run.run("toy", out=out, book=False, log=quiet, resume=True, overrides={"x": 8})
+    runner.run("toy", out=out, book=False, log=quiet, resume=True, overrides={"epochs": 8})
     assert not backup.exists()                                    # other settings: start afresh
 
     killed_mid_training()
-    run.run("toy", out=out, book=False, log=quiet, force=True)    # a plain re-run never restores
+    runner.run("toy", out=out, book=False, log=quiet, force=True)    # a plain re-run never restores
     assert not backup.exists()

@@ -69,7 +69,7 @@ def _snapshot(folder: Path) -> dict:
 
 
 def test_resume_after_a_kill_keeps_finished_chapters_and_continues_training(tmp_path):
-    from cytokit import synth
+    from cytokit.data import synthetic as synth
 
     data = synth.generate(tmp_path / "data", 160, seed=0, size=64, progress=False, workers=1)
     run_dir = tmp_path / "run"

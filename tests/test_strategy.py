@@ -16,19 +16,19 @@ import pytest
 MIRRORED = textwrap.dedent("""
     import json
     import numpy as np
-    from cytokit import models, strategy
+    from cytokit.models import devices, network
 
-    names = strategy.split_cpu(2)
-    s = strategy.strategy(names)
-    model = strategy.build_in_scope(
-        s, lambda: models.compile_model(models.build_cnn(21, 32, bn_momentum=0.9)))
+    names = devices.split_cpu(2)
+    s = devices.strategy(names)
+    model = devices.build_in_scope(
+        s, lambda: network.compile_model(network.build_cnn(21, 32, bn_momentum=0.9)))
     rng = np.random.default_rng(0)
     x, y = rng.random((24, 32, 32, 3), dtype=np.float32), np.arange(24) % 21
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history
     print(json.dumps({
-        "devices": names, "replicas": s.num_replicas_in_sync, "describe": strategy.describe(s),
-        "per_replica": strategy.per_replica_batch(8, s),
+        "devices": names, "replicas": s.num_replicas_in_sync, "describe": devices.describe(s),
+        "per_replica": devices.per_replica_batch(8, s),
         "variable": type(model.weights[0].value).__name__,
         "loss": history["loss"], "changed": any((a != b).any() for a, b in zip(before, model.get_weights())),
     }))
@@ -53,27 +53,27 @@ def test_mirrored_strategy_trains_on_two_cpu_replicas(mirrored):
 
 
 def test_default_path_is_one_replica_without_several_gpus():
-    from cytokit import strategy
+    from cytokit.models import devices
 
-    s = strategy.strategy()
-    n_gpus = len(strategy.gpus())
+    s = devices.strategy()
+    n_gpus = len(devices.gpus())
     if n_gpus > 1:
-        assert strategy.replicas(s) == n_gpus
+        assert devices.replicas(s) == n_gpus
     else:
-        assert strategy.replicas(s) == 1 and "default strategy" in strategy.describe(s)
-    assert strategy.replicas(strategy.resolve("off")) == 1
+        assert devices.replicas(s) == 1 and "default strategy" in devices.describe(s)
+    assert devices.replicas(devices.resolve("off")) == 1
 
 
 def test_split_cpu_after_initialisation_says_why():
-    from cytokit import strategy
+    from cytokit.models import devices
 
-    strategy.gpus()  # initialises the devices
+    devices.gpus()  # initialises the devices
     with pytest.raises(RuntimeError, match="before TensorFlow initialises"):
-        strategy.split_cpu(2)
+        devices.split_cpu(2)
 
 
 def test_unknown_setting_is_refused():
-    from cytokit import strategy
+    from cytokit.models import devices
 
     with pytest.raises(ValueError, match="distribute must be one of"):
-        strategy.resolve("multi")
+        devices.resolve("multi")

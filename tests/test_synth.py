@@ -1,4 +1,4 @@
-"""Tests of cytokit.synth: counts, the real layout, determinism, safety, masks."""
+"""Tests of cytokit.data.synthetic: counts, the real layout, determinism, safety, masks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from cytokit import synth
-from cytokit.classes import CLASSES, CODES, get
+from cytokit.data import synthetic as synth
+from cytokit.data.synthetic import layout, writer
+from cytokit.data.taxonomy import CLASSES, CODES, get
 
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "real-sample"
 N_SMALL = 21 * 3 + 12  # every class at its floor plus a few for the big ones
@@ -82,7 +83,7 @@ def test_relpath_matches_real_sample_names():
     if not REAL_SAMPLE.is_dir():
         pytest.skip(f"real sample not found at {REAL_SAMPLE}")
     for path in sorted(REAL_SAMPLE.rglob("*.jpg"))[::25]:
-        code, index = synth._parse(path.name)
+        code, index = layout.parse(path.name)
         assert path.relative_to(REAL_SAMPLE).as_posix() == synth.relpath(code, index)
 
 
@@ -178,7 +179,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synth, "_write_chunk", boom)
+    monkeypatch.setattr(writer, "_write_chunk", boom)
     with pytest.raises(KeyboardInterrupt):
         synth.generate(tmp_path / "d", 63, progress=False, workers=1)
     assert list(tmp_path.iterdir()) == []

@@ -1,6 +1,6 @@
 """A training run killed part-way resumes from its last finished epoch, with its whole history.
 
-A subprocess trains the study CNN through ``cytokit.train.fit`` (the call chapters 02-04
+A subprocess trains the study CNN through ``cytokit.models.training.fit`` (the call chapters 02-04
 make, with a ``backup_dir``) and logs every epoch's begin and end to a file. The test
 SIGKILLs it twice, each time running the same script again: first in the middle of writing
 the backup of epoch 2 (a half-written weights file must not break the resume), then, in
@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     import keras, numpy as np, tensorflow as tf
-    from cytokit import models, train
+    from cytokit.models import network, training
 
     out, run, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     stall_where, stall_at = sys.argv[4], int(sys.argv[5])   # where the test will kill it
@@ -54,15 +54,15 @@ SCRIPT = textwrap.dedent("""
         return keras_save_weights(self, filepath, *args, **kwargs)
     keras.Model.save_weights = save_weights
 
-    train.set_seed(0)
+    training.set_seed(0)
     rng = np.random.default_rng(0)
     x = rng.random((64, 32, 32, 3), dtype=np.float32)
     y = rng.integers(0, 3, 64).astype(np.int32)
     train_ds = tf.data.Dataset.from_tensor_slices((x[:48], y[:48])).batch(16)
     val_ds = tf.data.Dataset.from_tensor_slices((x[48:], y[48:])).batch(16)
-    model = models.compile_model(models.build_cnn(3, 32, bn_momentum=0.9), "adam", 1e-3)
-    history = train.fit(model, train_ds, val_ds, epochs, callbacks=[Events()], backup_dir=out / "backup")
-    train.save_history(out / "history.json", history)
+    model = network.compile_model(network.build_cnn(3, 32, bn_momentum=0.9), "adam", 1e-3)
+    history = training.fit(model, train_ds, val_ds, epochs, callbacks=[Events()], backup_dir=out / "backup")
+    training.save_history(out / "history.json", history)
     print("finished", history["epochs_run"], flush=True)
 """)
 

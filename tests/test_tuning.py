@@ -10,11 +10,11 @@ import time
 
 SCRIPT = textwrap.dedent("""
     import sys, numpy as np
-    from cytokit import models, tuning
+    from cytokit.models import tuning
     directory, max_trials = sys.argv[1], int(sys.argv[2])
     rng = np.random.default_rng(0)
     x = rng.random((48, 32, 32, 3), dtype=np.float32); y = rng.integers(0, 3, 48)
-    tuner = tuning.random_search(models.CellHyperModel(3, 32, bn_momentum=0.9), directory, max_trials, seed=1)
+    tuner = tuning.random_search(tuning.CellHyperModel(3, 32, bn_momentum=0.9), directory, max_trials, seed=1)
     tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=2, verbose=0)
     print("completed", tuning.completed(tuner), flush=True)
 """)
@@ -62,9 +62,9 @@ def test_table_and_resume_after_kill(tmp_path):
     for trial, text in first.items():  # finished trials were not run again
         assert after[trial] == text
 
-    from cytokit import models, tuning
+    from cytokit.models import tuning
 
-    tuner = tuning.random_search(models.CellHyperModel(3, 32), tmp_path / "tuner", 3, seed=1)
+    tuner = tuning.random_search(tuning.CellHyperModel(3, 32), tmp_path / "tuner", 3, seed=1)
     table = tuning.trials_table(tuner)
     assert len(table) == 3 and (table["status"] == "COMPLETED").all()
     assert set(table.columns) >= {"dropout", "optimizer", "learning_rate", "batch_size",
@@ -97,7 +97,7 @@ def test_search_rows_are_shuffled_every_epoch_not_class_by_class(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from cytokit import tuning
+    from cytokit.models import tuning
 
     rows = []
     for c, cls in enumerate(["ABE", "BLA", "EOS"]):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from cytokit.validation import check_bytes, check_image, read_rgb
+from cytokit.data.validation import check_bytes, check_image, read_rgb
 
 RNG = np.random.default_rng(0)
 

@@ -9,7 +9,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from cytokit import warp  # noqa: E402
+from cytokit.models import warp  # noqa: E402
 
 
 def _forward(u, h, w, rotation_deg=180.0, translate=0.25, shear=0.2):

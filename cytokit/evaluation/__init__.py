@@ -1,0 +1,1 @@
+"""Stage 3, evaluation: predictions become metrics, and metrics comparisons with their uncertainty."""

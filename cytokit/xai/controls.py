@@ -1,0 +1,131 @@
+"""The controls an explanation must pass: a random ranking, stable top superpixels, the true cell."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cytokit.data.taxonomy import CODES
+from cytokit.xai.explain import STUDY_SAMPLES, explain_all, full_probs, image_seed
+from cytokit.xai.occlusion import GREY, classifier, rank_map, ranking_of
+from cytokit.xai.sufficiency import STUDY_NS, sufficiency
+
+
+def random_ranking(segments: np.ndarray, seed: int) -> np.ndarray:
+    """The superpixel ids in a seeded random order: the floor an explanation must beat."""
+    return np.random.default_rng(seed).permutation(np.unique(np.asarray(segments)))
+
+
+def random_rankings(segments_list: Sequence[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """:func:`random_ranking` for every image, image ``i`` seeded ``image_seed(seed, i)``."""
+    return [random_ranking(s, image_seed(seed, i)) for i, s in enumerate(segments_list)]
+
+
+def top_overlaps(rankings_a, rankings_b, k: int = 5) -> np.ndarray:
+    """Per image, the Jaccard overlap of the top-``k`` superpixels of two rankings of it."""
+    scores = []
+    for a, b in zip(rankings_a, rankings_b):
+        sa, sb = set(ranking_of(a)[:k].tolist()), set(ranking_of(b)[:k].tolist())
+        scores.append(len(sa & sb) / len(sa | sb))
+    return np.asarray(scores, dtype=float)
+
+
+def top_overlap(rankings_a, rankings_b, k: int = 5) -> float:
+    """Mean Jaccard overlap of the top-``k`` superpixels of two rankings of the same images."""
+    return float(np.mean(top_overlaps(rankings_a, rankings_b, k)))
+
+
+def weight_correlations(explanations_a, explanations_b) -> np.ndarray:
+    """Per image, the Spearman correlation of two explanations' superpixel weights (aligned by superpixel)."""
+    out = []
+    for a, b in zip(explanations_a, explanations_b):
+        ids = sorted(a.weights)
+        wa, wb = [a.weights[i] for i in ids], [b.weights.get(i, 0.0) for i in ids]
+        out.append(stats.spearmanr(wa, wb).statistic if np.std(wa) > 0 and np.std(wb) > 0 else np.nan)
+    return np.asarray(out, dtype=float)
+
+
+def stability(model, images, segments_list, y_true, label_mode: str, num_samples: int, seeds=(0, 1, 2),
+              more_samples: int = 1000, progress: bool = True) -> dict:
+    """How much LIME's ranking depends on LIME itself: per image, across LIME seeds and against more samples.
+
+    Returns per-image arrays: top-5 overlap and weight Spearman for every pair of seeds
+    (averaged per image), and for ``num_samples`` against ``more_samples`` perturbations.
+    """
+    predict = classifier(model)
+    runs = [explain_all(predict, images, segments_list, label_mode, y_true, num_samples, seed=s, progress=progress)
+            for s in seeds]
+    more = explain_all(predict, images, segments_list, label_mode, y_true, more_samples, seed=seeds[0],
+                       progress=progress)
+    pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]]
+    return {"seed_top5_overlap": np.mean([top_overlaps(a, b) for a, b in pairs], axis=0),
+            "seed_spearman": np.nanmean([weight_correlations(a, b) for a, b in pairs], axis=0),
+            "samples_top5_overlap": top_overlaps(runs[0], more),
+            "samples_spearman": weight_correlations(runs[0], more),
+            "explanations": runs, "more": more}
+
+
+def localisation(segments: np.ndarray, ranking, n: int, cell_mask: np.ndarray,
+                 nucleus_mask: np.ndarray) -> dict:
+    """Share of the top-``n`` superpixels' area that lies inside the cell and the nucleus.
+
+    Chance level is the cell's (nucleus's) share of the image, also returned, since a
+    random ranking's top-n lands there in proportion to area.
+    """
+    top = rank_map(segments, ranking) < int(n)
+    cell, nucleus = np.asarray(cell_mask, bool), np.asarray(nucleus_mask, bool)
+    if cell.shape != top.shape or nucleus.shape != top.shape:
+        raise ValueError(f"masks {cell.shape}/{nucleus.shape} do not match the segments {top.shape}")
+    area = int(top.sum())
+    return {"cell": float((top & cell).sum() / area), "nucleus": float((top & nucleus).sum() / area),
+            "area": area / top.size, "cell_chance": float(cell.mean()), "nucleus_chance": float(nucleus.mean())}
+
+
+def localisation_table(segments_list, rankings_by_method: dict, masks: Sequence[tuple], ns=(1, 5, 15)) -> pd.DataFrame:
+    """:func:`localisation` for every image, ranking method and n (images with fewer superpixels left out).
+
+    ``masks`` holds one ``(cell_mask, nucleus_mask)`` per image, e.g. from
+    ``cytokit.data.synthetic.masks(data_dir, relpath)``.
+    """
+    rows = []
+    for i, seg in enumerate(segments_list):
+        k = len(np.unique(seg))
+        for method, rankings in rankings_by_method.items():
+            for n in ns:
+                if n <= k:
+                    rows.append({"image": i, "method": method, "n": int(n),
+                                 **localisation(seg, rankings[i], n, *masks[i])})
+    return pd.DataFrame(rows)
+
+
+def localisation_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean share inside the cell and the nucleus per method and n, beside chance."""
+    cols = ["cell", "nucleus", "cell_chance", "nucleus_chance"]
+    return table.groupby(["method", "n"])[cols].mean()
+
+
+def perturbation_count(model, images, segments_list, y_true, samples=(STUDY_SAMPLES, 1000),
+                       label_mode: str = "predicted", ns=STUDY_NS, class_names=CODES, seed: int = 0,
+                       batch_size: int = 256, progress: bool = True) -> dict:
+    """Explain the same images with each number of perturbations and compare the sufficiency curves.
+
+    The study blamed its 128 perturbations (Ch. 7.2.2); Shah and Sheppard used 1,000.
+    Returns ``{"results": {samples: SufficiencyResult}, "curves": summary tables stacked
+    by samples, "sufficient_n": {samples: n}, "top5_overlap": overlap of the rankings of
+    the first two sample counts}``.
+    """
+    predict = classifier(model, batch_size)
+    explanations, results = {}, {}
+    for s in samples:
+        ex = explain_all(predict, images, segments_list, label_mode, y_true, s, GREY, seed, batch_size, progress)
+        explanations[s] = ex
+        results[s] = sufficiency(predict, images, segments_list, ex, y_true, ns, class_names,
+                                 full_probs=full_probs(ex), batch_size=batch_size, progress=progress)
+    curves = pd.concat({s: r.summary() for s, r in results.items()}, names=["samples"])
+    first, second = list(samples)[:2] if len(samples) > 1 else (samples[0], samples[0])
+    return {"explanations": explanations, "results": results, "curves": curves,
+            "sufficient_n": {s: r.sufficient_n() for s, r in results.items()},
+            "top5_overlap": top_overlap(explanations[first], explanations[second], 5)}
