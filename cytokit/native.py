@@ -25,7 +25,7 @@ def stderr_to(target, keep_python: bool = False):
     try:
         with open(target, "ab") as fh:
             os.dup2(fh.fileno(), 2)
-            if keep_python:
+            if keep_python and _writes_to_fd2(python_stderr):  # else it already writes elsewhere: left as is
                 sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0), encoding="utf-8",
                                               errors="replace", write_through=True)
             yield
@@ -37,3 +37,11 @@ def stderr_to(target, keep_python: bool = False):
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _writes_to_fd2(stream) -> bool:
+    """True when ``stream`` writes to file descriptor 2 itself (and so would follow it)."""
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # pytest's capture, a StringIO: not fd 2
+        return False

@@ -170,3 +170,50 @@ def test_a_training_backup_resumes_only_the_attempt_that_wrote_it(toy_project, t
     killed_mid_training()
     runner.run("toy", out=out, book=False, log=quiet, force=True)    # a plain re-run never restores
     assert not backup.exists()
+
+
+def _cli_run(out, stderr, env):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cytokit.cli", "run", "--profile", "toy", "--out", str(out),
+                           "--no-book"], stdout=subprocess.PIPE, stderr=stderr, env=env, timeout=300)
+
+
+def test_a_terminal_sees_each_chapters_cell_bar_and_a_log_does_not(toy_project, tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import threading
+
+    env = {**os.environ, "CYTOKIT_HOME": str(toy_project)}
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    seen = []
+
+    def read_terminal():  # drained while the run writes, so a full terminal buffer never stalls it
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO once the run has closed the terminal
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        done = _cli_run(tmp_path / "tty", follower, env)
+    finally:
+        os.close(follower)
+        reader.join(timeout=30)
+        os.close(leader)
+    terminal = b"".join(seen).decode(errors="replace")
+    assert done.returncode == 0, terminal
+    assert "01_first" in terminal and "cell" in terminal, terminal
+    piped = _cli_run(tmp_path / "log", -1, env)  # -1: subprocess.PIPE
+    assert piped.returncode == 0
+    assert b"cell" not in piped.stderr and b"Executing" not in piped.stderr, piped.stderr.decode()

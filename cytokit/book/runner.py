@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,10 +89,11 @@ def _execute(chapter: Notebook, params: dict, run_dir: Path, log) -> dict:
     os.environ["CYTOKIT_SPLIT_LOG"] = str(split_log)  # inherited by the chapter's kernel
     start = time.perf_counter()
     try:
-        with native.stderr_to(out_dir / KERNEL_LOG):  # the kernel inherits it; its C++ lines stay off the page
+        # The kernel inherits fd 2, so its C++ lines stay off the page; the cell bar stays on the terminal.
+        with native.stderr_to(out_dir / KERNEL_LOG, keep_python=True):
             papermill.execute_notebook(
                 str(chapter.source), str(executed), parameters=params, cwd=str(out_dir),
-                kernel_name="python3", progress_bar=False, log_output=False,
+                kernel_name="python3", progress_bar=_cell_bar(chapter.name), log_output=False,
                 extra_arguments=["--IPKernelApp.capture_fd_output=False"],
             )
     except PapermillExecutionError as err:
@@ -105,6 +107,12 @@ def _execute(chapter: Notebook, params: dict, run_dir: Path, log) -> dict:
         log(f"  note: {chapter.name} wrote no metrics.json")
     return {"chapter": chapter.name, "seconds": round(seconds, 1), "notebook": str(executed),
             "parameters": params}
+
+
+def _cell_bar(name: str) -> dict:
+    """Papermill's per-cell bar, on a terminal only: a long chapter shows that it moves, a log stays clean."""
+    return {"file": sys.stderr, "desc": f"  {name}", "leave": False, "mininterval": 1.0,
+            "disable": not sys.stderr.isatty()}
 
 
 #: A chapter's kernel writes what C++ libraries print (TensorFlow's start-up lines) here.
