@@ -134,7 +134,9 @@ def test_test_chapter_reports_all_three_models(smoke_run):
     # a best model is named only when the paired comparisons support it; the model card's is always one
     assert m["clearly_best_model"] in (None, "baseline", "tuned", "augmented")
     assert m["card_model"] in ("baseline", "tuned", "augmented")
-    assert 0.0 <= m["neu_recall"] <= 1.0
+    assert 0.0 <= m["neu_recall_ci95"][0] <= m["neu_recall"] <= m["neu_recall_ci95"][1] <= 1.0
+    assert m["grouped_accuracy_ci95"][0] <= m["grouped_accuracy"] <= m["grouped_accuracy_ci95"][1]
+    assert "study's best model's 91.4 %" in m["neu_against_study"]
 
 
 @pytest.mark.parametrize("chapter,min_figures", [("01_data", 4), ("02_baseline", 4), ("03_tuning", 3),

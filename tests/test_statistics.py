@@ -157,3 +157,12 @@ def test_paired_mean_difference_calls_a_clear_shift_and_not_noise():
     noise = S.paired_mean_difference(a + rng.normal(0, 0.2, 300), a, ("x", "y"))
     assert shifted.verdict == S.BETTER and shifted.p_value < 1e-6
     assert noise.verdict == S.UNCLEAR
+
+
+def test_a_published_proportion_is_placed_against_the_interval():
+    from cytokit.book import prose
+
+    assert "inside this interval" in prose.against_published(0.88, 0.82, 0.92, 0.914, "the study")
+    assert "above this interval" in prose.against_published(0.70, 0.62, 0.77, 0.914, "the study")
+    assert "below this interval" in prose.against_published(0.97, 0.95, 0.99, 0.914, "the study")
+    assert prose.against_published(0.88, 0.82, 0.92, 0.914, "the study").startswith("The study's 91.4 %")

@@ -62,6 +62,7 @@ def key_results(found: dict[str, dict]) -> pd.DataFrame:
     for c in m5.get("comparisons", []):
         if c["metric"] == "balanced_accuracy":
             rows.append(_comparison_row("5", f"{c['a']} − {c['b']}, test balanced accuracy", c))
+    rows.append(_value_row("5", "neutrophil lineage: test images kept in the lineage", m5, "neu_recall"))
     rows += _xai_rows(m6)
     return pd.DataFrame(rows).set_index(["chapter", "result"])
 

@@ -95,6 +95,14 @@ def number_with_interval(value: float, low: float, high: float, digits: int = 2)
     return f"{value:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
 
 
+def against_published(value: float, low: float, high: float, published: float, whose: str) -> str:
+    """Whether a published proportion lies inside this run's 95 % interval, said plainly."""
+    where = ("inside this interval: these images agree with it" if low <= published <= high else
+             "above this interval: these images do not reach it" if published > high else
+             "below this interval: these images exceed it")
+    return f"{whose.capitalize()}'s {100 * published:.1f} % lies {where}."
+
+
 def verdict_clause(verdict: str, a: str, b: str) -> str:
     """What a comparison's verdict lets the page say."""
     if verdict == "better":

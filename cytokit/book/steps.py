@@ -521,9 +521,15 @@ def neutrophil_lineage(chapter: Chapter, ev: Evaluation) -> pd.DataFrame:
     """The neutrophil series scored as one class, NEU; records its recall and the grouped accuracy."""
     gy, gp, names = grouping.group_classes(ev.y_true, ev.y_pred, ev.class_names, grouping.NEU_GROUP)
     grouped = metrics.per_class(gy, gp, names)
-    chapter.record("neu_recall", float(grouped.loc["NEU", "recall"]))
-    chapter.record("neu_support", int(grouped.loc["NEU", "support"]))
-    chapter.record("grouped_accuracy", metrics.headline(gy, gp, names)["accuracy"])
+    support, recall = int(grouped.loc["NEU", "support"]), float(grouped.loc["NEU", "recall"])
+    low, high = statistics.wilson(round(recall * support), support)
+    chapter.record_all({"neu_recall": recall, "neu_recall_ci95": [low, high], "neu_support": support,
+                        "neu_recall_text": prose.with_interval(recall, low, high)})
+    acc = statistics.intervals(gy, gp, len(names), metrics=("accuracy",))["accuracy"]
+    chapter.record_all({"grouped_accuracy": acc.estimate, "grouped_accuracy_ci95": acc.as_list(),
+                        "grouped_accuracy_text": prose.with_interval(acc.estimate, acc.low, acc.high)})
+    chapter.record("neu_against_study", prose.against_published(recall, low, high, study.neu_recall() / 100,
+                                                                "the study's best model"))
     return metrics.confusion(gy, gp, names, normalize=True)
 
 

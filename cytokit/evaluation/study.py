@@ -73,6 +73,12 @@ def study_headline(model: str, split: str) -> dict:
     return {k: float(row[k]) / 100.0 for k in HEADLINE_KEYS}
 
 
+def neu_recall() -> float:
+    """The study's share (in %) of neutrophil-lineage test images its best model put into the lineage."""
+    facts = resources.table("training_facts").set_index("key")["value"]
+    return float(facts["neu_accuracy_test"])
+
+
 def folder() -> Path:
     return paths.shared_dir() / "reference"
 
