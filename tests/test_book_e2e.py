@@ -101,6 +101,13 @@ def test_built_pages_show_no_machine_noise_and_no_machine_paths(smoke_run):
     assert found == [], "\n".join(found[:20])
 
 
+def test_the_xai_page_has_the_full_structure_and_ground_truth_on_synthetic_cells(smoke_run):
+    """The smoke run's chapter 06 has every section, fill, check and interval the study profile's has."""
+    assert pages.xai_structure_problems(smoke_run) == []
+    m = json.loads((smoke_run / "06_xai" / "metrics.json").read_text())
+    assert "cannot be checked" not in m["ground_truth_statement"], m["ground_truth_statement"]
+
+
 def test_the_terminal_shows_progress_not_library_noise(smoke_run):
     """TensorFlow's start-up lines go to each chapter's kernel.log, not to the user's terminal."""
     assert "absl::InitializeLog" not in DATASET_STATE["stderr"]

@@ -31,6 +31,14 @@ def test_only_the_study_chapters_ran(study_run):
     assert (study_run / "book" / "_build" / "html" / "notebooks" / "06_xai.html").is_file()
 
 
+def test_the_xai_page_has_the_same_structure_on_real_images(study_run):
+    import pages
+
+    assert pages.xai_structure_problems(study_run) == []
+    m = json.loads((study_run / "06_xai" / "metrics.json").read_text())
+    assert "cannot be checked" in m["ground_truth_statement"]  # no masks for real cells, said so
+
+
 def test_study_models_score_as_published_on_the_real_sample(study_run):
     m = json.loads((study_run / "05_test_results" / "metrics.json").read_text())
     assert m["model_source"] == "study" and m["n_test"] == 775
