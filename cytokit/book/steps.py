@@ -520,10 +520,9 @@ def per_class_tables(chapter: Chapter, tested: dict[str, Evaluation], paths: dic
 def neutrophil_lineage(chapter: Chapter, ev: Evaluation) -> pd.DataFrame:
     """The neutrophil series scored as one class, NEU; records its recall and the grouped accuracy."""
     gy, gp, names = grouping.group_classes(ev.y_true, ev.y_pred, ev.class_names, grouping.NEU_GROUP)
-    grouped = metrics.per_class(gy, gp, names)
-    support, recall = int(grouped.loc["NEU", "support"]), float(grouped.loc["NEU", "recall"])
-    low, high = statistics.wilson(round(recall * support), support)
-    chapter.record_all({"neu_recall": recall, "neu_recall_ci95": [low, high], "neu_support": support,
+    neu = statistics.per_class_intervals(gy, gp, names).loc["NEU"]
+    recall, low, high = float(neu["recall"]), float(neu["recall_low"]), float(neu["recall_high"])
+    chapter.record_all({"neu_recall": recall, "neu_recall_ci95": [low, high], "neu_support": int(neu["support"]),
                         "neu_recall_text": prose.with_interval(recall, low, high)})
     acc = statistics.intervals(gy, gp, len(names), metrics=("accuracy",))["accuracy"]
     chapter.record_all({"grouped_accuracy": acc.estimate, "grouped_accuracy_ci95": acc.as_list(),
