@@ -78,6 +78,7 @@ class Experiment:
     random_rankings: list = field(default_factory=list)
     results: dict = field(default_factory=dict)
     subsets: dict = field(default_factory=dict)
+    curves: dict = field(default_factory=dict)  # fill -> curve -> its table with intervals, as recorded
     gradcam_rankings: list = field(default_factory=list)
 
     @property
@@ -139,8 +140,9 @@ def _fill_record(exp: Experiment, kind: str, seed: int) -> dict:
     """metrics.json's entry for one fill: curves with intervals, sufficient n with intervals, comparisons."""
     results = exp.results[kind]
     out = {"n_images": int(len(exp.subsets[kind])), "sufficient_n": {}, "sufficient_n_ci95": {}, "differences": {}}
+    exp.curves[kind] = {}
     for curve, result in results.items():
-        table = result.curve_intervals(seed=seed)
+        table = exp.curves[kind][curve] = result.curve_intervals(seed=seed)
         out[f"curve_{curve}"] = {m: {n: {"value": row[m], "ci95": [row[f"{m}_low"], row[f"{m}_high"]],
                                          "images": int(row["images"])} for n, row in table.iterrows()}
                                  for m in ("accuracy", "precision_weighted")}
@@ -189,8 +191,8 @@ def conclusions(chapter: Chapter) -> pd.DataFrame:
 
 
 def curves_for_figure(exp: Experiment, kind: str) -> dict[str, pd.DataFrame]:
-    """The curves of one fill with their intervals, labelled for the figure."""
-    return {CURVES[c]: r.curve_intervals() for c, r in exp.results[kind].items()}
+    """The curves of one fill with the intervals ``metrics.json`` holds, labelled for the figure."""
+    return {CURVES[c]: table for c, table in exp.curves[kind].items()}
 
 
 def per_class_curves(chapter: Chapter, exp: Experiment, y_true, class_names) -> pd.DataFrame:
