@@ -91,7 +91,9 @@ def with_interval(value: float, low: float, high: float) -> str:
 
 
 def number_with_interval(value: float, low: float, high: float, digits: int = 2) -> str:
-    """A plain number with its 95 % interval: "0.62 (0.48–0.74)"."""
+    """A plain number with its 95 % interval: "0.62 (0.48–0.74)"; "0.62 (one image: no interval)"."""
+    if low != low or high != high:
+        return f"{value:.{digits}f} (one image: no interval)" if value == value else "not measured"
     return f"{value:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
 
 
@@ -112,13 +114,42 @@ def verdict_clause(verdict: str, a: str, b: str) -> str:
     return f"these images cannot tell the {a} and {b} models apart"
 
 
+def p_value(p: float, floor: float = 0.0) -> str:
+    """A p-value as the page prints it: "p = 0.03", "p < 0.001", or at a permutation test's floor "p ≤ 0.0005"."""
+    if floor and p <= floor * (1 + 1e-9):
+        return f"p ≤ {floor:.2g} (the smallest value its {round(1 / floor) - 1:,} permutations can give)"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def why_unclear(c) -> str:
+    """Why a comparison whose interval excludes zero is still no verdict: its test does not agree."""
+    if c.verdict == "no clear difference" and (c.low > 0 or c.high < 0):
+        return " (the interval excludes zero but the test does not reach p < 0.05, and both must agree)"
+    return ""
+
+
+def class_set(c, where: str = "") -> str:
+    """The class set a class-averaged metric was averaged over: " over the 8 classes present (in them)"."""
+    if c.metric in ("balanced_accuracy", "macro_f1") and getattr(c, "classes", 0):
+        return f" over the {c.classes} classes present" + (f" {where}" if where else "")
+    return ""
+
+
+def few_images(n: int) -> str:
+    """The mark of an interval built on fewer than 20 images."""
+    from cytokit.evaluation.statistics import FEW_IMAGES
+
+    return f"few images: {n}" if 0 < n < FEW_IMAGES else ""
+
+
 def comparison(c, value_a: float, value_b: float, images: str = "validation images") -> str:
     """One sentence comparing two models from a :class:`~cytokit.evaluation.statistics.Comparison`."""
     word = METRIC_WORDS.get(c.metric, c.metric)
-    test = f"{c.test} p = {c.p_value:.2g}"
-    return (f"On the {images} the {c.a} model's {word} is {100 * value_a:.1f} % against the {c.b} model's "
-            f"{100 * value_b:.1f} %: a difference of {points(c.difference)} points (95 % interval "
-            f"{points(c.low)} to {points(c.high)}; {test}), so {verdict_clause(c.verdict, c.a, c.b)}.")
+    few = f"; {few_images(c.n)}" if few_images(c.n) else ""
+    return (f"On the {images} the {c.a} model's {word}{class_set(c, 'in them')} is {100 * value_a:.1f} % against the {c.b} "
+            f"model's {100 * value_b:.1f} %: a difference of {points(c.difference)} points (95 % interval "
+            f"{points(c.low)} to {points(c.high)}; {c.test} {p_value(c.p_value, c.p_floor)}{few}), so "
+            f"{verdict_clause(c.verdict, c.a, c.b)}{why_unclear(c)}.")
 
 
 def seed_spread(name: str, spread: dict, metric: str = "balanced_accuracy") -> str:
@@ -148,9 +179,10 @@ def best_model(best: str | None, card: str, metric: str) -> str:
     word = METRIC_WORDS.get(metric, metric)
     if best:
         return (f"On {word} the **{best}** model is better than each of the other two (both intervals of the "
-                f"difference exclude zero): it is the best of the three here, and the model card describes it.")
-    return (f"No model is clearly best: on {word} at least one of the comparisons with the others has an "
-            f"interval that includes zero. The model card below describes the {card} model, the study's final "
+                f"difference exclude zero and both tests agree): it is the best of the three here, and the model "
+                "card describes it.")
+    return (f"No model is clearly best: on {word} at least one of the comparisons with the others is no clear "
+            f"difference. The model card below describes the {card} model, the study's final "
             "model, by the book's rule for this case, not because it is better.")
 
 
@@ -167,8 +199,8 @@ def claim_over_seeds(claim: str, c, spread: dict) -> str:
     if c.verdict == "worse":
         return (f"**This run does not support the claim that {claim}:** on these images the {c.a} model's {word} "
                 "is lower beyond the interval.")
-    return (f"**This run cannot tell whether {claim}:** the interval of the difference in {word} includes zero "
-            "at this scale.")
+    return (f"**This run cannot tell whether {claim}:** the difference in {word} is no clear difference at this "
+            "scale (its interval includes zero, or its test does not confirm it).")
 
 
 def sufficient_n_with_interval(n, low, high) -> str:
@@ -181,9 +213,29 @@ def sufficient_n_with_interval(n, low, high) -> str:
 
 
 def difference_cell(c: dict) -> str:
-    """A paired difference in a table cell: "+12.3 points (+4.1 to +20.0): better"."""
-    return (f"{points(c['difference'])} points ({points(c['ci95'][0])} to {points(c['ci95'][1])}): "
-            f"{c['verdict']}")
+    """A paired difference in a table cell: "+12.3 points (+4.1 to +20.0; p = 0.002): better", marked when it
+    rests on few images."""
+    few = f"; {few_images(c.get('n', 0))}" if few_images(c.get("n", 0)) else ""
+    return (f"{points(c['difference'])} points ({points(c['ci95'][0])} to {points(c['ci95'][1])}; "
+            f"{p_value(c['p_value'], c.get('p_floor', 0.0))}{few}): {c['verdict']}")
+
+
+def family(comparisons: list[dict], what: str = "comparisons on this page") -> str:
+    """What α = 0.05 means for a family of comparisons, and which verdicts survive Holm's correction."""
+    from cytokit.evaluation.statistics import ALPHA, holm
+
+    called = [c for c in comparisons if c["verdict"] != "no clear difference"]
+    if len(comparisons) < 2:
+        return ""
+    kept = [c for c, p in zip(comparisons, holm([c["p_value"] for c in comparisons]))
+            if c["verdict"] != "no clear difference" and p < ALPHA]
+    expected = len(comparisons) * ALPHA
+    head = (f"Each of the {len(comparisons)} {what} is read at α = {ALPHA:g}: if no difference were real, about "
+            f"{expected:.1f} of them would still be called better or worse by chance.")
+    if not called:
+        return head + " None is called better or worse here."
+    return (head + f" {len(called)} {'is' if len(called) == 1 else 'are'} called; with Holm's correction for the "
+            f"whole family {len(kept)} of them {'stays' if len(kept) == 1 else 'stay'} below α.")
 
 
 def across_fills(meaning: str, verdicts: dict) -> str:
@@ -228,10 +280,15 @@ def stability(record: dict, seeds: int, samples: int, more: int) -> str:
     top5 = record["lime_seed_top5_overlap"]
     spear = record["lime_seed_spearman"]
     more_top5 = record[f"samples_{samples}_vs_{more}_top5_overlap"]
+    few = few_images(top5.get("images", 0))
+    if top5.get("images", 0) < 2 or spear.get("images", 0) < 2:
+        return (f"Only {top5.get('images', 0)} image could be compared across {seeds} LIME seeds: too few for an "
+                "interval, so this page cannot say how stable LIME is.")
     return (f"Across {seeds} LIME seeds the top five superpixels overlap by {100 * top5['value']:.0f} % on average "
             f"(95 % interval {100 * top5['ci95'][0]:.0f}–{100 * top5['ci95'][1]:.0f} %) and the weights correlate at "
-            f"Spearman {spear['value']:.2f} ({spear['ci95'][0]:.2f}–{spear['ci95'][1]:.2f}); with {more:,} "
-            f"perturbations instead of {samples} the top five overlap by {100 * more_top5['value']:.0f} %.")
+            f"Spearman {spear['value']:.2f} ({spear['ci95'][0]:.2f}–{spear['ci95'][1]:.2f}){f'; {few}' if few else ''};"
+            f" with {more:,} perturbations instead of {samples} the top five overlap by "
+            f"{100 * more_top5['value']:.0f} %.")
 
 
 def deletion(record: dict) -> str:
@@ -244,8 +301,10 @@ def deletion(record: dict) -> str:
         verdict = (f"LIME's ranking moves the probability {good} than a random one" if wins else
                    "this sample cannot tell LIME's ranking from a random one" if c["verdict"] == "no clear difference"
                    else "a random ranking does better than LIME's")
+        few = f"; {few_images(c.get('n', 0))}" if few_images(c.get("n", 0)) else ""
         out.append(f"In {kind}, LIME − random AUC is {c['difference']:+.3f} (95 % interval {c['ci95'][0]:+.3f} to "
-                   f"{c['ci95'][1]:+.3f}): {verdict}.")
+                   f"{c['ci95'][1]:+.3f}; {c['test']} {p_value(c['p_value'], c.get('p_floor', 0.0))}{few}): "
+                   f"{verdict}.")
     return " ".join(out)
 
 
