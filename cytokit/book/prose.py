@@ -35,15 +35,19 @@ def problems(counts: dict) -> str:
     return "The table above lists every file that was excluded or needs a conversion, with the reason."
 
 
-def evaluated(n_images: int, split: str | None) -> str:
-    """What chapter 05 evaluated: a held-out split, or every image of a sample (an upper bound)."""
+def evaluated(n_images: int, split: str | None, classes: int | None = None) -> str:
+    """What chapter 05 evaluated: a held-out split, or every image of a sample (an upper bound), and the class
+    set its balanced accuracy and macro F1 average over."""
+    where = "in the folder" if split is None else "in these images"
+    over = (f" Balanced accuracy and macro F1 average over the {classes} classes {where}, the same set for "
+            "every model." if classes else "")
     if split == "test":
-        return f"The {n_images:,} test images were predicted once by each model."
+        return f"The {n_images:,} test images were predicted once by each model.{over}"
     if split is None:
         return (f"**Every usable image of the folder ({n_images:,}) was evaluated, not a held-out test split**: "
                 "the folder is a sample, and the study's models may have been trained on some of its images, "
-                "so these figures are an upper bound, not test results.")
-    return f"The {n_images:,} images of the {split} split were predicted once by each model."
+                f"so these figures are an upper bound, not test results.{over}")
+    return f"The {n_images:,} images of the {split} split were predicted once by each model.{over}"
 
 
 def literature_caveat(is_synthetic: bool) -> str:

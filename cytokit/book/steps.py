@@ -342,6 +342,7 @@ def scores_table(evaluations: dict, study_model: str | None = None, split: str =
         rows[name] = {m: prose.with_interval(ivs[m].estimate, ivs[m].low, ivs[m].high)
                       for m in (*metrics.HEADLINE_KEYS, "macro_f1")}
         rows[name]["images"] = f"{len(ev.y_true):,}"
+        rows[name]["classes"] = str(ev.classes_present)
     if study_model:
         published = study.study_headline(study_model, split)
         rows[f"study {study_model} (real data, published)"] = {m: f"{100 * v:.1f} %" for m, v in published.items()}
@@ -425,7 +426,8 @@ def predict_models(chapter: Chapter, data: ChapterData, paths: dict, eval_split:
     chapter.record("model_source", model_source)
     chapter.record("is_synthetic", embedded.is_synthetic(data.root))
     chapter.record("n_test", len(data.labels(split)))
-    chapter.record("eval_statement", prose.evaluated(len(data.labels(split)), split))
+    chapter.record("eval_statement", prose.evaluated(len(data.labels(split)), split,
+                                                     next(iter(out.values())).classes_present if out else None))
     print({name: chapter.shown(p) for name, p in paths.items()})
     return out
 

@@ -568,22 +568,15 @@ def bootstrap_images(statistic, n_images: int, resamples: int = RESAMPLES, seed:
 
 
 def mean_interval(values, confidence: float = CONFIDENCE, bounds: tuple | None = None) -> Interval:
-    """The mean of per-image values with its Student-t 95 % interval (NaN bounds for a single image).
-
-    With ``bounds`` (the range the values can take) the interval is cut to it, and values
-    that are all equal get the spread of the same values with one more at each bound, not
-    an interval of zero width: a few equal values do not show that the mean cannot vary.
-    """
+    """The mean of per-image values with its Student-t 95 % interval (NaN bounds for a single image), cut to
+    ``bounds``, the range the values can take, when given."""
     v = _values(values, "values")
     if len(v) == 0:
         raise ValueError("values is empty")
     mean = float(v.mean())
     if len(v) < 2:
         return Interval(mean, float("nan"), float("nan"), 1)
-    sd = float(v.std(ddof=1))
-    if bounds is not None and sd == 0:
-        sd = float(np.std(np.concatenate([v, bounds]), ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * sd / np.sqrt(len(v)))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
     low, high = mean - half, mean + half
     if bounds is not None:
         low, high = max(low, bounds[0]), min(high, bounds[1])
