@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["pipeline", "cache", "augmentation", "training", "lime_speed", "scale", "book"]
+ORDER = ["pipeline", "cache", "augmentation", "training", "lime_speed", "scale", "book", "coverage"]
 #: The one command for the GPU figures of the full profile; its result is copied from bench/gpu/.
 GPU_PROTOCOL = "python bench/gpu_protocol.py"
 
@@ -74,7 +74,7 @@ def write_results(out: Path, quick: bool) -> Path:
              "machine move with the neighbours' load; the ratios move much less.", ""]
     for name in ORDER:
         f = out / f"{name}.json"
-        if f.exists():
+        if f.exists() and name not in OWN_SECTIONS:
             parts.append(section(json.loads(f.read_text())))
     gpu = HERE / "gpu" / "training_gpu.json"
     if gpu.exists():
@@ -85,6 +85,7 @@ def write_results(out: Path, quick: bool) -> Path:
                   section(json.loads(gpu.read_text())).split("\n", 2)[2]]
     parts += [gpu_protocol_section(HERE / "gpu" / "gpu_protocol.json")]
     path = HERE / "RESULTS.md"
+    parts += [kept_section(path, heading) for heading in OWN_SECTIONS.values()]
     parts += [kept_section(path, HOSTILE_HEADING)]
     path.write_text("\n".join(p for p in parts if p).rstrip() + "\n")
     return path
@@ -92,6 +93,8 @@ def write_results(out: Path, quick: bool) -> Path:
 
 #: A section bench/hostile.py writes into RESULTS.md itself (``--write``); rewriting the file keeps it.
 HOSTILE_HEADING = "## Hostile inputs"
+#: Benchmarks whose table is their own section of RESULTS.md, written by them (``--write``) and kept here.
+OWN_SECTIONS = {"coverage": "## Coverage of the intervals"}
 
 
 def kept_section(path: Path, heading: str) -> str:
@@ -116,6 +119,7 @@ def main() -> None:
         for name in [n for n in ORDER if n in args.only]:
             start = time.perf_counter()
             cmd = [sys.executable, str(HERE / f"{name}.py"), "--out", str(args.out)] + (["--quick"] if args.quick else [])
+            cmd += ["--write"] if name in OWN_SECTIONS and not args.quick else []
             if subprocess.run(cmd, check=False).returncode:
                 failed.append(name)
             print(f"-- {name}: {time.perf_counter() - start:.0f} s", flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cytokit.data import embedded, synthetic
+from cytokit.evaluation.statistics import ALPHA, FEW_IMAGES, holm
 
 
 def data_source(data_dir) -> str:
@@ -141,8 +142,6 @@ def class_set(c, where: str = "") -> str:
 
 def few_images(n: int) -> str:
     """The mark of an interval built on fewer than 20 images."""
-    from cytokit.evaluation.statistics import FEW_IMAGES
-
     return f"few images: {n}" if 0 < n < FEW_IMAGES else ""
 
 
@@ -226,8 +225,6 @@ def difference_cell(c: dict) -> str:
 
 def family(comparisons: list[dict], what: str = "comparisons on this page") -> str:
     """What α = 0.05 means for a family of comparisons, and which verdicts survive Holm's correction."""
-    from cytokit.evaluation.statistics import ALPHA, holm
-
     called = [c for c in comparisons if c["verdict"] != "no clear difference"]
     if len(comparisons) < 2:
         return ""

@@ -51,8 +51,8 @@ BETTER, WORSE, UNCLEAR = "better", "worse", "no clear difference"
 PRIOR_OUTCOME = 2.0
 #: Pseudo-images added to each joint outcome of two models (Agresti and Min: ½).
 PRIOR_PAIRED = 0.5
-#: Pseudo-images added to each class an error can go to (Jeffreys: ½).
-PRIOR_DESTINATION = 0.5
+#: Pseudo-images spread over the classes an error can go to, in all (Perks: one, whatever their number).
+PRIOR_DESTINATIONS = 1.0
 #: Metrics that only count right calls (where an error went does not matter).
 RIGHT_CALLS = {"accuracy", "balanced_accuracy", "recall"}
 #: Intervals resting on fewer images than this are marked "few images" on the pages.
@@ -256,6 +256,7 @@ def outcomes(y_true, preds: list[np.ndarray], n_classes: int) -> Outcomes:
     p_idx = np.stack([lookup[np.asarray(p)] for p in preds])
     outcome_prior = PRIOR_OUTCOME if m == 1 else PRIOR_PAIRED
     destinations = [j for j in range(c + 1) if j < c or n_classes > c]  # c: "elsewhere"
+    share = PRIOR_DESTINATIONS / max(len(destinations) - 1, 1)
 
     leaves: dict[tuple, list[float]] = {}
     keys, counts = np.unique(np.vstack([t_idx, p_idx]).T, axis=0, return_counts=True)
@@ -269,7 +270,7 @@ def outcomes(y_true, preds: list[np.ndarray], n_classes: int) -> Outcomes:
                 continue
             for j in destinations:
                 if j != k:
-                    leaves.setdefault((k, *[k if r else j for r in right]), [0.0, 0.0])[1] += PRIOR_DESTINATION
+                    leaves.setdefault((k, *[k if r else j for r in right]), [0.0, 0.0])[1] += share
     keys = np.array(sorted(leaves))
     leaf_class, leaf_pred = keys[:, 0], keys[:, 1:].T
     pattern = sum((leaf_pred[i] == leaf_class).astype(int) << i for i in range(m))
