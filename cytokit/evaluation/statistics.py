@@ -9,7 +9,8 @@ first draws every class's outcome probabilities from their posterior given its c
 draws the class's images from them (a parametric bootstrap of the error
 ``estimate − truth``, averaged over the posterior). The prior adds two right and two wrong
 pseudo-images to each class, as Agresti and Coull's interval adds z²/2 ≈ 2 successes and
-failures to a proportion, with a Jeffreys ½ on each class an error can go to. So every
+failures to a proportion (Price and Bonett do the same for a sum of proportions), and
+spreads one more wrong call over the classes an error can go to (Perks' rule). So every
 class keeps its uncertainty however small it is: a class of one image, or one whose
 images are all right or all wrong, still has the spread its counts allow (a resample of
 its own images has none), no class is held fixed or dropped from the average, and the
