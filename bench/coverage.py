@@ -322,7 +322,7 @@ def write_section(text: str) -> Path:
 def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--replicates", type=int, default=400)
-    p.add_argument("--resamples", type=int, default=1000, help="simulated test sets per interval")
+    p.add_argument("--resamples", type=int, default=500, help="simulated test sets per interval (the pages: 2000)")
     p.add_argument("--workers", type=int, default=1, help="processes (the populations' replicates in chunks)")
     p.add_argument("--write", action="store_true", help="put the table into bench/RESULTS.md")
     args = p.parse_args()

@@ -4,7 +4,9 @@
 recall and F1, macro F1) are averaged over the classes present in the true labels, so every
 model scored on the same images is scored over the same class set. Their 95 % interval is
 the estimate plus or minus 1.96 standard errors, and the standard error is the spread of
-the estimate over test sets simulated with the split's class sizes: each simulated test set
+the estimate over test sets simulated with the split's class sizes (for precision and F1,
+which are biased on small classes, the interval is also moved by the simulated bias, never
+past the estimate): each simulated test set
 first draws every class's outcome probabilities from their posterior given its counts, then
 draws the class's images from them (a parametric bootstrap of the error
 ``estimate − truth``, averaged over the posterior). The prior adds two right and two wrong
@@ -341,6 +343,14 @@ def _z(confidence: float) -> float:
     return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
+def _bounds(value: float, errors: np.ndarray, metric: str, confidence: float, limits: tuple) -> tuple[float, float]:
+    """``value`` ± z standard errors of ``errors``; for precision and F1, which are biased on small classes, moved
+    by the errors' mean (never so far that ``value`` leaves its interval), then cut to ``limits``."""
+    half = _z(confidence) * float(np.std(errors))
+    shift = 0.0 if metric in RIGHT_CALLS else float(np.clip(np.mean(errors), -half, half))
+    return max(value - shift - half, limits[0]), min(value - shift + half, limits[1])
+
+
 def intervals(y_true, y_pred, n_classes: int, metrics=METRICS, resamples: int = RESAMPLES,
               seed: int = 0, confidence: float = CONFIDENCE) -> dict[str, Interval]:
     """Each metric of one model on one set of images with its 95 % interval (module docstring)."""
@@ -349,13 +359,8 @@ def intervals(y_true, y_pred, n_classes: int, metrics=METRICS, resamples: int = 
     o = outcomes(t, [p], k)
     point = scores(o.observed(0))
     errors = simulated_errors(o, names, resamples, seed)
-    z = _z(confidence)
-    out = {}
-    for m in names:
-        half = z * float(np.std(errors[m]))
-        value = float(point[m][0])
-        out[m] = Interval(value, max(value - half, 0.0), min(value + half, 1.0), len(t))
-    return out
+    return {m: Interval(float(point[m][0]), *_bounds(float(point[m][0]), errors[m], m, confidence, (0.0, 1.0)),
+                        len(t)) for m in names}
 
 
 def _metric_names(metrics) -> list[str]:
@@ -519,8 +524,7 @@ def compare(y_true, pred_a, pred_b, n_classes: int, metric: str, names=("a", "b"
     (name,) = _metric_names([metric])
     o = outcomes(t, [a, b], k)
     difference = float(scores(o.observed(0))[name][0] - scores(o.observed(1))[name][0])
-    half = _z(confidence) * float(np.std(simulated_errors(o, [name], resamples, seed)[name]))
-    low, high = max(difference - half, -1.0), min(difference + half, 1.0)
+    low, high = _bounds(difference, simulated_errors(o, [name], resamples, seed)[name], name, confidence, (-1.0, 1.0))
     if name == "accuracy":
         p_value, test, floor = mcnemar_exact(a == t, b == t), "exact McNemar", 0.0
     else:
