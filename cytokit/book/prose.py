@@ -145,6 +145,11 @@ def few_images(n: int) -> str:
     return f"few images: {n}" if 0 < n < FEW_IMAGES else ""
 
 
+def marked(text: str, n: int) -> str:
+    """A value with its interval, marked when the interval rests on fewer than 20 images."""
+    return f"{text} ({few_images(n)})" if few_images(n) else text
+
+
 def comparison(c, value_a: float, value_b: float, images: str = "validation images") -> str:
     """One sentence comparing two models from a :class:`~cytokit.evaluation.statistics.Comparison`."""
     word = METRIC_WORDS.get(c.metric, c.metric)

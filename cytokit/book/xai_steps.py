@@ -176,8 +176,8 @@ def fill_table(chapter: Chapter) -> pd.DataFrame:
         for curve in CURVES:
             low, high = rec["sufficient_n_ci95"][curve]
             rows.append({"fill": kind, "ranking": CURVES[curve], "images": rec["n_images"],
-                         "smallest sufficient n": prose.sufficient_n_with_interval(rec["sufficient_n"][curve],
-                                                                                  low, high)})
+                         "smallest sufficient n": prose.marked(prose.sufficient_n_with_interval(
+                             rec["sufficient_n"][curve], low, high), rec["n_images"])})
     return pd.DataFrame(rows).pivot(index="ranking", columns="fill", values="smallest sufficient n")[list(fills.FILLS)]
 
 
@@ -242,8 +242,8 @@ def randomisation(chapter: Chapter, model, images, segments, exp: Experiment, su
                    "ci95": [r.low, r.high], "images": int(r.n)} for r in summary.itertuples()],
         "verdicts": summary.attrs["verdicts"]})
     chapter.record("randomisation_statement", prose.randomisation(summary))
-    return summary.assign(spearman=[prose.number_with_interval(m, lo, hi) for m, lo, hi in
-                                    zip(summary["mean"], summary["low"], summary["high"])])[
+    return summary.assign(spearman=[prose.marked(prose.number_with_interval(m, lo, hi), n) for m, lo, hi, n in
+                                    zip(summary["mean"], summary["low"], summary["high"], summary["n"])])[
         ["step", "method", "spearman", "n"]].set_index(["step", "method"])
 
 
@@ -263,7 +263,8 @@ def stability(chapter: Chapter, model, images, segments, y_true, subset_idx, lab
         iv = statistics.mean_interval(values[~np.isnan(values)], bounds=(-1, 1) if "spearman" in key else (0, 1))
         record[f"lime_{key}" if key.startswith("seed") else f"samples_{num_samples}_vs_{more_samples}_"
                + key.removeprefix("samples_")] = {"value": iv.estimate, "ci95": iv.as_list(), "images": iv.n}
-        rows.append({"check": label, "mean": prose.number_with_interval(iv.estimate, iv.low, iv.high),
+        rows.append({"check": label, "mean": prose.marked(prose.number_with_interval(iv.estimate, iv.low, iv.high),
+                                                           iv.n),
                      "images": iv.n})
     chapter.keep("stability", record)
     chapter.record("stability_statement", prose.stability(record, lime_seeds, num_samples, more_samples))
@@ -295,7 +296,8 @@ def deletion_and_insertion(chapter: Chapter, model, images, segments, exp: Exper
         iv = statistics.mean_interval(group.sort_values("image")["auc"].to_numpy(), bounds=(0, 1))
         record.setdefault(method, {})[kind] = {"value": iv.estimate, "ci95": iv.as_list(), "images": iv.n}
         chapter.record(f"{kind}_auc_{method.lower().replace('-', '')}", iv.estimate)
-        rows.append({"method": method, "kind": kind, "mean AUC": f"{iv.estimate:.3f} ({iv.low:.3f}–{iv.high:.3f})"})
+        rows.append({"method": method, "kind": kind,
+                     "mean AUC": prose.marked(prose.number_with_interval(iv.estimate, iv.low, iv.high, 3), iv.n)})
     for kind in ("deletion", "insertion"):
         per = aucs[aucs["kind"] == kind].pivot(index="image", columns="method", values="auc")
         c = statistics.paired_mean_difference(per["LIME"], per["random"], ("LIME", "random"), f"{kind} AUC",
