@@ -308,14 +308,11 @@ def markdown(rows: list[dict], mean_rows: list[dict], command: str, seconds: flo
 
 
 def write_section(text: str) -> Path:
-    """Put this section into RESULTS.md in place of an earlier copy (else at the end); the rest stays."""
+    """Put this section into RESULTS.md in place of an earlier copy (else at the end); the other sections stay."""
     path = HERE / "RESULTS.md"
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    at = old.find(SECTION)
-    if at >= 0:
-        nxt = re.search(r"^## ", old[at + len(SECTION):], flags=re.M)
-        old = old[:at] + (old[at + len(SECTION) + nxt.start():] if nxt else "")
-    path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
+    sections = re.split(r"\n(?=## )", path.read_text(encoding="utf-8")) if path.is_file() else []
+    kept = [part.rstrip() for part in sections if not part.startswith(SECTION)]
+    path.write_text("\n\n".join([*kept, text.rstrip()]) + "\n", encoding="utf-8")
     return path
 
 
