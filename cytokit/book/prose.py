@@ -119,10 +119,12 @@ def verdict_clause(verdict: str, a: str, b: str) -> str:
     return f"these images cannot tell the {a} and {b} models apart"
 
 
-def p_value(p: float, floor: float = 0.0) -> str:
-    """A p-value as the page prints it: "p = 0.03", "p < 0.001", or at a permutation test's floor "p ≤ 0.0005"."""
+def p_value(p: float, floor: float = 0.0, short: bool = False) -> str:
+    """A p-value as the page prints it: "p = 0.03", "p < 0.001", or at a permutation test's floor
+    "p ≤ 0.0005, the smallest its 2,000 permutations can give" ("p ≤ 0.0005 (floor)" in a table)."""
     if floor and p <= floor * (1 + 1e-9):
-        return f"p ≤ {floor:.2g} (the smallest value its {round(1 / floor) - 1:,} permutations can give)"
+        why = "(floor)" if short else f", the smallest its {round(1 / floor) - 1:,} permutations can give"
+        return f"p ≤ {floor:.2g}{'' if why.startswith(',') else ' '}{why}"
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
@@ -235,13 +237,16 @@ def family(comparisons: list[dict], what: str = "comparisons on this page") -> s
         return ""
     kept = [c for c, p in zip(comparisons, holm([c["p_value"] for c in comparisons]))
             if c["verdict"] != "no clear difference" and p < ALPHA]
-    expected = len(comparisons) * ALPHA
-    head = (f"Each of the {len(comparisons)} {what} is read at α = {ALPHA:g}: if no difference were real, about "
-            f"{expected:.1f} of them would still be called better or worse by chance.")
+    n = len(comparisons)
+    chance = 1 - (1 - ALPHA) ** n
+    head = (f"Each of the {n} {what} is read at α = {ALPHA:g}, so even if no difference were real the chance "
+            f"that at least one is called better or worse would be up to {100 * chance:.0f} % (for independent "
+            "tests).")
     if not called:
         return head + " None is called better or worse here."
-    return (head + f" {len(called)} {'is' if len(called) == 1 else 'are'} called; with Holm's correction for the "
-            f"whole family {len(kept)} of them {'stays' if len(kept) == 1 else 'stay'} below α.")
+    return (head + f" Here {len(called)} {'is' if len(called) == 1 else 'are'} called better or worse; with Holm's "
+            f"correction for all {n}, which keeps that chance at 5 % or less, {len(kept)} of them still "
+            f"{'is' if len(kept) == 1 else 'are'}.")
 
 
 def across_fills(meaning: str, verdicts: dict) -> str:
@@ -286,13 +291,13 @@ def stability(record: dict, seeds: int, samples: int, more: int) -> str:
     top5 = record["lime_seed_top5_overlap"]
     spear = record["lime_seed_spearman"]
     more_top5 = record[f"samples_{samples}_vs_{more}_top5_overlap"]
-    few = few_images(top5.get("images", 0))
+    where = f", on {top5['images']} images (few images)" if top5.get("images", 0) < FEW_IMAGES else ""
     if top5.get("images", 0) < 2 or spear.get("images", 0) < 2:
         return (f"Only {top5.get('images', 0)} image could be compared across {seeds} LIME seeds: too few for an "
                 "interval, so this page cannot say how stable LIME is.")
     return (f"Across {seeds} LIME seeds the top five superpixels overlap by {100 * top5['value']:.0f} % on average "
             f"(95 % interval {100 * top5['ci95'][0]:.0f}–{100 * top5['ci95'][1]:.0f} %) and the weights correlate at "
-            f"Spearman {spear['value']:.2f} ({spear['ci95'][0]:.2f}–{spear['ci95'][1]:.2f}){f'; {few}' if few else ''};"
+            f"Spearman {spear['value']:.2f} ({spear['ci95'][0]:.2f}–{spear['ci95'][1]:.2f}){where};"
             f" with {more:,} perturbations instead of {samples} the top five overlap by "
             f"{100 * more_top5['value']:.0f} %.")
 

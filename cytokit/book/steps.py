@@ -485,7 +485,7 @@ def pairwise(chapter: Chapter, tested: dict[str, Evaluation], eval_split: str) -
     return pd.DataFrame([{"a": c.a, "b": c.b, "metric": prose.METRIC_WORDS[c.metric] + prose.class_set(c),
                           "a − b (points)": prose.points(c.difference),
                           "95 % interval": f"{prose.points(c.low)} to {prose.points(c.high)}",
-                          "p-value": f"{prose.p_value(c.p_value, c.p_floor)} ({c.test})",
+                          "p-value": f"{prose.p_value(c.p_value, c.p_floor, short=True)} ({c.test})",
                           "Holm-adjusted p": prose.p_value(h), "verdict": c.verdict} for c, h in zip(found, holm)])
 
 
