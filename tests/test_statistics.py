@@ -220,6 +220,17 @@ def test_a_p_value_at_the_permutation_floor_says_so():
     assert prose.p_value(0.0312) == "p = 0.031" and prose.p_value(1e-7) == "p < 0.001"
 
 
+def test_a_family_of_comparisons_is_named_with_its_chance_of_a_false_verdict_and_holm():
+    from cytokit.book import prose
+
+    family = [{"verdict": S.BETTER, "p_value": 0.001}, {"verdict": S.UNCLEAR, "p_value": 0.3},
+              {"verdict": S.WORSE, "p_value": 0.03}]
+    text = prose.family(family, "comparisons of this section")
+    assert "Each of the 3 comparisons of this section" in text and "up to 14 %" in text
+    assert "Here 2 are called better or worse" in text and "1 of them still is" in text
+    assert prose.family(family[:1]) == ""
+
+
 def test_holm_adjusts_a_family_by_hand():
     assert S.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
 
