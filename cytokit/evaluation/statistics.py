@@ -3,26 +3,28 @@
 **Metrics of a model on a set of images** (accuracy, balanced accuracy, weighted precision,
 recall and F1, macro F1) are averaged over the classes present in the true labels, so every
 model scored on the same images is scored over the same class set. Their 95 % interval is
-the estimate plus or minus 1.96 standard errors, and the standard error is the spread of
-the estimate over test sets simulated with the split's class sizes (for precision and F1,
-which are biased on small classes, the interval is also moved by the simulated bias, never
-past the estimate): each simulated test set
-first draws every class's outcome probabilities from their posterior given its counts, then
-draws the class's images from them (a parametric bootstrap of the error
-``estimate − truth``, averaged over the posterior). The prior adds two right and two wrong
-pseudo-images to each class, as Agresti and Coull's interval adds z²/2 ≈ 2 successes and
-failures to a proportion (Price and Bonett do the same for a sum of proportions), and
-spreads one more wrong call over the classes an error can go to (Perks' rule). So every
-class keeps its uncertainty however small it is: a class of one image, or one whose
-images are all right or all wrong, still has the spread its counts allow (a resample of
-its own images has none), no class is held fixed or dropped from the average, and the
-interval always contains the estimate. Two models on the same images are drawn jointly
-(right by both, by one, by neither, per class, with Agresti and Min's ½ per outcome), so
-the interval of their difference keeps the pairing. Checked by simulation on populations
-shaped like the book's splits, tiny classes included (``bench/coverage.py``,
-``bench/RESULTS.md``). The images are taken as independent: images of one patient are not,
-and the public release has no patient identifiers, so the intervals can be too narrow where
-one patient gave many images.
+the estimate plus or minus 1.96 standard errors. The standard error is the spread of the
+estimate over test sets simulated with the split's class sizes: each draws every class's
+outcome probabilities from their posterior given its counts and then the class's images from
+them (a parametric bootstrap of the error estimate − truth, averaged over the posterior).
+The prior adds two right and two wrong pseudo-images to each class, as Agresti and Coull add
+z²/2 ≈ 2 successes and failures to a proportion (Price and Bonett: the same for a sum of
+proportions), and spreads one more wrong call over the classes an error can go to (Perks'
+rule). Precision and F1 are biased low on small classes, so their interval is also moved by
+the simulated bias, never past the estimate. Two models on the same images are drawn jointly
+(right by both, by one, by neither, per class, with Agresti and Min's ½ per outcome), so the
+interval of their difference keeps the pairing.
+
+Why not simpler: resampling a class's own images gives no spread where the class is tiny or
+its images are all right or all wrong, and pooling small classes drops them from some
+resamples (balanced accuracy covered 0.56-0.72 on the book's splits); percentiles of the
+posterior draws themselves pull a one-image class towards one half and miss a class whose
+recall is really 0 or 1; per-class bounds combined in quadrature, and quantiles of the
+simulated error, are too narrow when several tiny classes err the same way. The interval
+here covers on every population of ``bench/coverage.py`` (``bench/RESULTS.md``), always
+contains its estimate, and is wide wherever a class has few images, as it must be. The
+images are taken as independent: images of one patient are not, and the public release has
+no patient identifiers, so the intervals can be too narrow where one patient gave many.
 
 **Verdicts**: a model is "better" or "worse" only when the interval of the difference
 excludes 0 *and* the paired test agrees (p < 0.05): McNemar's exact test for accuracy, a
