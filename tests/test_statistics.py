@@ -10,6 +10,7 @@ from scipy import stats
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, precision_score,
                              recall_score)
 
+from cytokit.evaluation import simulation
 from cytokit.evaluation import statistics as S
 
 K = 21
@@ -204,7 +205,7 @@ def test_the_permutation_test_on_counts_matches_swapping_image_by_image():
 
     scipy_p = stats.permutation_test((a, b), statistic, vectorized=True, permutation_type="samples",
                                      n_resamples=4000, rng=np.random.default_rng(0)).pvalue
-    ours = S.permutation_p(S.outcomes(t, [a, b], K), "balanced_accuracy", 4000, seed=1)
+    ours = simulation.permutation_p(simulation.outcomes(t, [a, b], K), "balanced_accuracy", 4000, seed=1)
     assert ours == pytest.approx(scipy_p, abs=0.03)
     assert 0.02 < ours < 0.98
 
