@@ -159,10 +159,19 @@ def test_the_verdict_needs_the_interval_and_the_test(low, high, p, expected):
 
 
 def test_a_comparison_whose_test_disagrees_with_its_interval_is_no_verdict():
-    """The demo's "−2.8 (−5.4 to −0.1), p = 0.055 (exact McNemar): worse" becomes no clear difference."""
+    """The demo's "−2.8 (−5.4 to −0.1), p = 0.055 (exact McNemar): worse" becomes no clear difference, and the
+    sentence says why; so does a significant test beside an interval that includes zero."""
+    from cytokit.book import prose
+
     c = S.Comparison("tuned", "baseline", "accuracy", -0.028, -0.054, -0.001, 0.055, "exact McNemar")
     assert c.verdict == S.UNCLEAR and c.as_dict()["verdict"] == S.UNCLEAR
     assert S.Comparison.from_dict(c.as_dict()) == c
+    assert "cannot tell" in prose.comparison(c, 0.5, 0.528) and "excludes zero but the test" in prose.comparison(
+        c, 0.5, 0.528)
+    wide = S.Comparison("a", "b", "balanced_accuracy", 0.108, -0.074, 0.289, 0.0005, "paired permutation", 0.0005,
+                        775, 14)
+    assert wide.verdict == S.UNCLEAR and "interval" in prose.why_unclear(wide) and "14 classes" in prose.comparison(
+        wide, 0.55, 0.44)
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "macro_f1"])

@@ -129,9 +129,14 @@ def p_value(p: float, floor: float = 0.0, short: bool = False) -> str:
 
 
 def why_unclear(c) -> str:
-    """Why a comparison whose interval excludes zero is still no verdict: its test does not agree."""
-    if c.verdict == "no clear difference" and (c.low > 0 or c.high < 0):
-        return " (the interval excludes zero but the test does not reach p < 0.05, and both must agree)"
+    """Why a comparison is no verdict although its interval or its test alone would call it."""
+    if c.verdict != "no clear difference":
+        return ""
+    if c.low > 0 or c.high < 0:
+        return " (the interval excludes zero but the test does not reach p < 0.05; a verdict needs both)"
+    if c.p_value < ALPHA:
+        return (" (the test finds that the two models call these images differently, but the interval, which "
+                "carries the uncertainty of every class however few its images, includes zero; a verdict needs both)")
     return ""
 
 
