@@ -25,8 +25,6 @@ import numpy as np
 from cytokit.data.outputs import check_file_output
 from cytokit.data.tree import shown
 from cytokit.models import safe_h5
-from cytokit.models.network import build_cnn, param_count, study_layers
-from cytokit.models.training import save_model
 
 #: The one global a study model pickle may name (module, qualified name).
 KERAS_WRAPPER = ("keras.saving.pickle_utils", "deserialize_model_from_bytecode")
@@ -538,6 +536,8 @@ def load_study_pickle(pickle_path) -> ImportedModel:
     layer, so the rebuilt model takes uint8 pixels. That weightless layer is not part of
     the study's saved network and is left out of the architecture check.
     """
+    from cytokit.models.network import build_cnn, study_layers  # TensorFlow: loaded only to rebuild a model
+
     archive = read_archive(safe_unpickle(Path(pickle_path).read_bytes()))
     spec = study_spec(archive.config)
     model = build_cnn(spec.n_classes, image_size=spec.image_size, dropout=spec.dropout)
@@ -564,6 +564,8 @@ def import_study_model(pickle_path, out_path, force: bool = True) -> Path:
     The output is never the pickle itself, nor inside a dataset; without ``force`` it
     must not exist yet.
     """
+    from cytokit.models.training import save_model
+
     check_pickle_file(pickle_path)
     check_file_output(out_path, "OUT", inputs=[pickle_path], force=force)
     return save_model(load_study_pickle(pickle_path).model, out_path)
@@ -571,6 +573,8 @@ def import_study_model(pickle_path, out_path, force: bool = True) -> Path:
 
 def summary(imported: ImportedModel) -> str:
     """One line: layers, parameters, dropout, classes, and the Keras that saved it."""
+    from cytokit.models.network import param_count
+
     spec, meta = imported.spec, imported.metadata
     dropout = "none" if spec.dropout is None else f"{spec.dropout:g}"
     return (f"{len(imported.model.layers)} layers, {param_count(imported.model):,} parameters, "
@@ -583,6 +587,8 @@ def main_import(pickle_path, out_path, force: bool = False) -> Path:
 
     Every check (the output's place, the pickle's size) comes before anything is read.
     """
+    from cytokit.models.training import save_model
+
     check_pickle_file(pickle_path)
     check_file_output(out_path, "OUT", inputs=[pickle_path], force=force)
     try:
