@@ -49,21 +49,24 @@ def subprocess_runner(code_dir: Path, timeout: float):
 #: Address space a case's process may take: an unbounded command fails there instead of
 #: drawing the machine into the kernel's out-of-memory killer.
 MEMORY_LIMIT = 12 * 2**30
+#: Largest file a case's process may write: an unbounded download stops there instead of filling the disk.
+FILE_LIMIT = 512 * 2**20
 
 
 def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
 
 
 #: TensorFlow's C++ start-up lines on a fresh process's stderr (not the command's messages).
 TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions)")
 
 
-def run_table(code_dir: Path | None, timeout: float) -> list[dict]:
+def run_table(code_dir: Path | None, timeout: float, cases=None) -> list[dict]:
     runner = table.run_cli if code_dir is None else subprocess_runner(code_dir, timeout)
     root = ROOT if code_dir is None else code_dir
     rows = []
-    for case in table.CASES:
+    for case in cases or table.CASES:
         work = Path(tempfile.mkdtemp(prefix="cytokit-hostile-"))
         try:
             built, outcome = table.run_case(case, work, root=root, runner=runner)
@@ -135,13 +138,15 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=300, help="seconds per case with --code (default 300)")
     p.add_argument("--against-name", help="how the table names the --against checkout, e.g. 'release 550df80'")
     p.add_argument("--write", action="store_true", help="put the counts at the end of bench/RESULTS.md")
+    p.add_argument("--cases", help="only the cases whose name holds this text (a quick look; not for --write)")
     args = p.parse_args()
+    cases = [c for c in table.CASES if args.cases in c.name] if args.cases else None
     print(f"== hostile inputs against {args.code or 'this checkout'}", flush=True)
-    rows = run_table(args.code.resolve() if args.code else None, args.timeout)
+    rows = run_table(args.code.resolve() if args.code else None, args.timeout, cases)
     against = None
     if args.against:
         print(f"== hostile inputs against {args.against}", flush=True)
-        against = run_table(args.against.resolve(), args.timeout)
+        against = run_table(args.against.resolve(), args.timeout, cases)
     command = " ".join(["bench/hostile.py", *sys.argv[1:]])
     text = markdown(rows, command, against, args.against_name or str(args.against))
     print(text)
@@ -152,7 +157,7 @@ def main() -> None:
     report.figure("bytes of user data changed", sum(r["changed_bytes"] for r in rows), "bytes", target="0",
                   met=not any(r["changed_bytes"] for r in rows))
     report.save(args.out)
-    if args.write and args.code is None:
+    if args.write and args.code is None and cases is None:
         print(f"wrote {write_section(text)}")
 
 

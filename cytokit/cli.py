@@ -42,6 +42,7 @@ def _synth(args) -> int:
     arguments.rule("--size", args.size, "image_size")
     arguments.rule("--difficulty", args.difficulty, "synth_difficulty")
     arguments.rule("--seed", args.seed, "synth_seed")
+    arguments.resolved("OUT_DIR", args.out_dir)
     synthetic.main_synth(args.out_dir, n_images=args.n_images, seed=args.seed, size=args.size,
                          difficulty=args.difficulty, progress=not args.quiet)
     return 0
@@ -51,6 +52,8 @@ def _validate(args) -> int:
     if not args.any_size:
         arguments.rule("--size", args.size, "expected_size")
     max_bytes = arguments.mebibytes("--max-file-mb", args.max_file_mb)
+    if args.report:
+        arguments.resolved("--report", args.report)
     root = tree.dataset_root(args.data_dir)
     if args.report:
         check_file_output(args.report, "--report", data_dirs=[root], force=args.force)
@@ -142,6 +145,7 @@ def _run(args) -> int:
 def _import(args) -> int:
     from cytokit.models import study_import  # here, not above: it loads TensorFlow (seconds)
 
+    arguments.resolved("OUT", args.out)
     study_import.main_import(args.pickle, args.out, force=args.force)
     return 0
 
@@ -180,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="write a synthetic marrow-cell dataset in the real layout")
     s.add_argument("out_dir", type=Path)
     s.add_argument("--n-images", type=int, default=3000, help="63 (3 per class) to 2,000,000 (default 3000)")
-    s.add_argument("--seed", type=int, default=0, help="0 to 4,294,967,295 (default 0)")
+    s.add_argument("--seed", type=int, default=0, help="0 to 2,147,483,647 (default 0)")
     s.add_argument("--size", type=int, default=250, help="image side in pixels, 32 to 1024 (default 250)")
     s.add_argument("--difficulty", type=float, default=0.5)
     s.add_argument("--quiet", action="store_true")

@@ -41,6 +41,9 @@ BUILT = "_build"
 def check_run_folder(run_dir) -> Path:
     """``run_dir`` if it is a run folder (``run.json`` or an executed chapter), else a BookError."""
     run_dir = Path(run_dir).expanduser()
+    if not run_dir.exists() and run_dir.is_symlink():
+        raise BookError(f"{shown(run_dir)} is a link that loops back on itself or points nowhere: pass the run "
+                        "folder of a `cytokit run` (its --out)")
     if not run_dir.exists():
         raise BookError(f"{shown(run_dir)} does not exist: pass the run folder of a `cytokit run` (its --out)")
     if not run_dir.is_dir():

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from cytokit import arguments, io, paths
 from cytokit.book import parameters, profiles, records
-from cytokit.book.chapter import Chapter
 from cytokit.book.runner import RunError, resume_profile
 from cytokit.data.tree import shown
 from cytokit.data import image_cache
@@ -95,9 +94,12 @@ def _run_profile(run_dir: Path | None) -> str | None:
 
 def _run_paths(run_dir: Path, given: dict) -> dict:
     """Manifest, dataset and tuner directory exactly where chapter 03 of ``run_dir`` looks (those not ``given``)."""
-    chapter = Chapter(CHAPTER, run_dir)
-    manifest = chapter.upstream("01_data", "manifest.csv")
-    found = {"manifest": manifest, "directory": chapter.path("tuner")}
+    run_dir = Path(run_dir).resolve()
+    manifest = run_dir / "01_data" / "manifest.csv"
+    if not manifest.is_file():
+        raise RunError(f"{shown(manifest)} is missing: run chapter 01 first, e.g. "
+                       f"`cytokit run --only 01 --out {shown(run_dir)}`")
+    found = {"manifest": manifest, "directory": run_dir / CHAPTER / "tuner"}
     if given.get("data_dir") is None:
         metrics = manifest.parent / "metrics.json"
         try:

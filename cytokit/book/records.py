@@ -23,8 +23,19 @@ class RecordError(ValueError):
     """A run folder's record that cannot be used as it is; the message names the file and what to do."""
 
 
+#: Largest record read (the runner's are a few KB).
+MAX_RECORD_BYTES = 16 * 2**20
+
+
 def read(path: Path, what: str) -> dict:
-    """The mapping in the JSON file ``path``, or a RecordError naming it."""
+    """The mapping in the JSON file ``path`` (at most :data:`MAX_RECORD_BYTES`), or a RecordError naming it."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError as err:
+        raise RecordError(f"{shown(path)} is unreadable ({err.strerror}): {what}") from None
+    if size > MAX_RECORD_BYTES:
+        raise RecordError(f"{shown(path)} is {size:,} bytes, over the {MAX_RECORD_BYTES:,}-byte limit of a run "
+                          f"record: not read; {what}")
     try:
         data = io.read_json(path)
     except (OSError, ValueError, RecursionError) as err:

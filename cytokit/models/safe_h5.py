@@ -6,8 +6,9 @@ other files), external links, and filters (code run on the stored bytes). The
 ``model.weights.h5`` Keras writes holds none of them: groups, hard links, and plain
 numeric datasets stored contiguously without filters. :func:`inspect` walks the whole
 file through its link tables and object headers and refuses anything else;
-:func:`read_array` then reads one dataset, and only when its declared shape and type
-are the ones the network needs, so a declared ``(10**6, 10**6)`` never allocates.
+:func:`weights_dataset` checks a dataset's declared shape and type against what the
+network needs, and only once every one passed does :func:`read_array` read any, so a
+declared ``(10**6, 10**6)`` never allocates.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def check_dataset(ds: h5py.Dataset, where: str) -> None:
         raise WeightsFileError(f"{where} holds {dtype} elements, not numbers; refused")
 
 
-def read_array(group: h5py.Group, name: str, shape: tuple, where: str) -> np.ndarray:
-    """``group[name]`` as float32, read only when it is a float dataset of ``shape`` with finite values."""
+def weights_dataset(group: h5py.Group, name: str, shape: tuple, where: str) -> h5py.Dataset:
+    """``group[name]`` when it is a float dataset declaring ``shape`` (its header only is read)."""
     obj = group.get(name)
     if not isinstance(obj, h5py.Dataset):
         kind = "nothing" if obj is None else f"a {type(obj).__name__.lower()}"
@@ -99,6 +100,11 @@ def read_array(group: h5py.Group, name: str, shape: tuple, where: str) -> np.nda
                                "not read")
     if obj.dtype.kind != "f" or obj.dtype.itemsize not in (2, 4, 8):
         raise WeightsFileError(f"{where} holds {obj.dtype} elements; weights are floating point: not read")
+    return obj
+
+
+def read_array(obj: h5py.Dataset, where: str) -> np.ndarray:
+    """A dataset :func:`weights_dataset` accepted, as float32, refused when a value is not finite."""
     values = np.asarray(obj[()], dtype=np.float32)
     if not np.isfinite(values).all():
         raise WeightsFileError(f"{where} holds {int((~np.isfinite(values)).sum()):,} values that are not finite "

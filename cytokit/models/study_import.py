@@ -426,14 +426,14 @@ def check_architecture(config: dict, model) -> None:
 # --------------------------------------------------------------------------- weights
 
 
-def _vars(group, shapes: list[tuple]) -> list[np.ndarray]:
-    """``vars/0..k-1`` of one layer group as float32 arrays, each read only when its declared shape is in ``shapes``."""
+def _vars(group, shapes: list[tuple]) -> list:
+    """``vars/0..k-1`` of one layer group, each checked (header only) to declare its shape in ``shapes``."""
     names = sorted(group["vars"].keys(), key=int) if "vars" in group else []
     if names != [str(i) for i in range(len(names))]:
         raise StudyModelError(f"weights group {group.name} has vars {names}, expected 0..{len(names) - 1}")
     if len(names) != len(shapes):
         raise StudyModelError(f"weights group {group.name} holds {len(names)} arrays; the layer needs {len(shapes)}")
-    return [safe_h5.read_array(group["vars"], n, shape, f"{group.name}/vars/{n}") for n, shape in zip(names, shapes)]
+    return [safe_h5.weights_dataset(group["vars"], n, shape, f"{group.name}/vars/{n}") for n, shape in zip(names, shapes)]
 
 
 def _has_vars(obj) -> bool:
@@ -465,8 +465,8 @@ def read_study_weights(archive: StudyArchive, shapes: list[list[tuple]]) -> list
 
     ``shapes`` are the weight shapes of the rebuilt network's weighted layers, in order.
     The whole file is inspected first (:func:`cytokit.models.safe_h5.inspect`: nothing
-    that reads outside it, no filters, plain numeric datasets); then each array is read
-    only when its declared shape is the one its layer needs.
+    that reads outside it, no filters, plain numeric datasets); then every array's
+    declared shape and type are checked against its layer; only then is any read.
     """
     import h5py
 
@@ -479,21 +479,22 @@ def read_study_weights(archive: StudyArchive, shapes: list[list[tuple]]) -> list
             if _H5_LAYERS not in h5:
                 raise StudyModelError(f"model.weights.h5 has no {_H5_LAYERS} group (top level: {', '.join(h5)})")
             groups = _groups_by_class(h5[_H5_LAYERS])
-            out = []
+            found = []
             for layer, layer_shapes in zip(weighted, shapes):
                 cls, name = layer["class_name"], layer["config"].get("name")
                 if not groups[cls]:
                     raise StudyModelError(f"model.weights.h5 has no weights left for {cls} layer {name}")
-                out.append((name, _vars(groups[cls].pop(0), layer_shapes)))
+                found.append((name, _vars(groups[cls].pop(0), layer_shapes)))
+            left = {cls: len(g) for cls, g in groups.items() if g}
+            if left:
+                raise StudyModelError(f"model.weights.h5 holds weights for more layers than the config lists: {left}")
+            out = [(name, [safe_h5.read_array(ds, ds.name) for ds in datasets]) for name, datasets in found]
     except StudyModelError:
         raise
     except safe_h5.WeightsFileError as err:
         raise StudyModelError(f"the model archive's model.weights.h5: {err}") from None
     except (OSError, KeyError, ValueError, TypeError) as err:
         raise StudyModelError(f"the model archive's model.weights.h5 is unreadable ({err})") from err
-    left = {cls: len(g) for cls, g in groups.items() if g}
-    if left:
-        raise StudyModelError(f"model.weights.h5 holds weights for more layers than the config lists: {left}")
     return out
 
 
