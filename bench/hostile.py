@@ -2,9 +2,11 @@
 
 Runs the table of ``tests/test_hostile_inputs.py`` (command lines against files a user
 could have: overwrites, outputs inside a dataset, cut JPEGs, links, locks, wrong layouts,
-malformed archives, huge files) and counts, per case, whether it gave the expected exit
-code with one clear line and no traceback, and how many bytes of the files it must not
-touch changed. ``--code DIR`` runs the same table against another checkout of the project
+malformed archives, crafted HDF5 weights, huge files, servers that never finish, damaged
+run records) and counts, per case, whether it gave the expected exit code with one clear
+line and no traceback, whether it accepted a hostile input silently (exit 0 without naming
+the problem), and how many bytes of the files it must not touch changed; then races 24
+processes for one stale run lock. ``--code DIR`` runs the same table against another checkout of the project
 (each case in its own ``python -m cytokit.cli`` process), e.g. an earlier release, to see
 the table fail there. ``--write`` puts the counts at the end of ``bench/RESULTS.md``.
 """
@@ -26,6 +28,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import _common  # noqa: E402
+import hostile_files  # noqa: E402
 import test_hostile_inputs as table  # noqa: E402
 
 SECTION = "## Hostile inputs: clear errors and user bytes changed"
@@ -92,13 +95,34 @@ def counts(rows: list[dict]) -> dict:
             "refused": f"{sum(r['clear'] for r in refused)} of {len(refused)}",
             "handled": f"{sum(r['clear'] for r in usable)} of {len(usable)}",
             "tracebacks": sum(r["traceback"] for r in rows),
+            "silent": sum(r["code"] == 0 and not r["clear"] for r in rows),
             "changed": sum(r["changed_bytes"] for r in rows)}
 
 
-def markdown(rows: list[dict], command: str, against: list[dict] | None = None, against_name: str = "") -> str:
+#: Processes racing for one stale lock.
+RACERS = 24
+
+
+def race(code_dir: Path | None, n: int = RACERS) -> dict:
+    """``n`` processes taking over one stale run.lock at once (:func:`hostile_files.lock_race`): how many won."""
+    env = None if code_dir is None else {**os.environ, "PYTHONPATH": str(code_dir)}
+    work = Path(tempfile.mkdtemp(prefix="cytokit-race-"))
+    try:
+        said = hostile_files.lock_race(work / "run", n=n, env=env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"won": said.count("won"), "n": n}
+
+
+
+def markdown(rows: list[dict], command: str, against: list[dict] | None = None, against_name: str = "",
+             races: tuple = ()) -> str:
     """The RESULTS.md section: the counts for this checkout (and for another one, side by side)."""
     m = _common.machine()
     mine, other = counts(rows), counts(against) if against else None
+    for counted, raced in zip((mine, other), races):
+        if counted is not None and raced is not None:
+            counted["race"] = f"{raced['won']} of {raced['n']}"
     head = "| figure | this checkout |" + (f" {against_name} |" if other else "")
     rule = "|---|---:|" + ("---:|" if other else "")
 
@@ -110,7 +134,12 @@ def markdown(rows: list[dict], command: str, against: list[dict] | None = None, 
              line("refused with one clear line, exit 2, no traceback", "refused"),
              line("usable inputs handled (exit 0, the problem named in the output)", "handled"),
              line("tracebacks", "tracebacks"),
-             line("bytes of user data changed (goal: 0)", "changed", "{:,}"), ""]
+             line("silently wrong results (exit 0, the problem not named)", "silent"),
+             line("bytes of user data changed (goal: 0)", "changed", "{:,}")]
+    if "race" in mine:
+        lines.append(line(f"processes holding one stale run.lock after {RACERS} take it over at once (goal: 1)",
+                          "race"))
+    lines.append("")
     lines += [f"- not as expected here: {r['case']} ({'; '.join(r['problems'])[:160]})" for r in rows if not r["clear"]]
     if against:
         lines.append(f"- {against_name}: the same table, each case in its own `python -m cytokit.cli` process; "
@@ -147,8 +176,14 @@ def main() -> None:
     if args.against:
         print(f"== hostile inputs against {args.against}", flush=True)
         against = run_table(args.against.resolve(), args.timeout, cases)
+    races = ()
+    if cases is None:
+        print("== a race for one stale lock", flush=True)
+        races = (race(args.code.resolve() if args.code else None),
+                 race(args.against.resolve()) if args.against else None)
+        print(f"  won: {[r and r['won'] for r in races]}", flush=True)
     command = " ".join(["bench/hostile.py", *sys.argv[1:]])
-    text = markdown(rows, command, against, args.against_name or str(args.against))
+    text = markdown(rows, command, against, args.against_name or str(args.against), races)
     print(text)
     report = _common.Report("hostile", SECTION[3:], quick=args.quick)
     report.figure("hostile inputs tried", len(rows), "cases")
