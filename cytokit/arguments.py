@@ -38,10 +38,14 @@ def count(option: str, value, low: int, high: int) -> int:
     return value
 
 
+def _number(value) -> bool:
+    """A finite int or float (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def seconds(option: str, value, most: float = 365 * 24 * 3600.0) -> float:
     """A duration: a finite number of seconds above 0 (at most a year)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 < value <= most:
+    if not _number(value) or not 0 < value <= most:
         raise UsageError(f"{option} {value!r} must be a number of seconds above 0 and at most {most:,.0f}")
     return float(value)
 
@@ -55,16 +59,14 @@ def port(option: str, value) -> int:
 
 def share(option: str, value) -> float:
     """A share of a resource: a number in (0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 < value <= 1:
+    if not _number(value) or not 0 < value <= 1:
         raise UsageError(f"{option} {value!r} must be a number above 0 and at most 1")
     return float(value)
 
 
 def mebibytes(option: str, value, most: float = 1024 * 1024) -> int:
     """A size given in MiB, above 0; returned in bytes."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 < value <= most:
+    if not _number(value) or not 0 < value <= most:
         raise UsageError(f"{option} {value!r} must be a number of MiB above 0 and at most {most:,.0f}")
     return max(1, int(value * 2**20))
 

@@ -516,6 +516,16 @@ _tune_port_beyond_65535 = _tune_flag("--role", "chief", "--oracle-port", "70000"
 _tune_gpu_share_zero = _tune_flag("--local-workers", "1", "--gpu-share", "0")
 
 
+def _tune_cache_bogus(tmp, root):
+    run = tune_run(tmp / "run", base.dataset(tmp / "data"))
+    return base.Built(["tune", "--run-dir", str(run), "--role", "chief", "--cache", "bogus"], [tmp], ["--cache"])
+
+
+def _validate_size_not_a_number(tmp, root):
+    data = base.dataset(tmp / "data")
+    return base.Built(["validate", str(data), "--size", "big", "--quiet"], [data], ["--size", "'big'"])
+
+
 def _tune_metrics_without_data_dir(tmp, root):
     run = tune_run(tmp / "run", None, metrics={"chapter": "01_data"})
     return base.Built(["tune", "--run-dir", str(run), "--role", "chief"], [tmp],
@@ -535,7 +545,7 @@ def hold_lock(folder: Path):
         with io.folder_lock({str(folder)!r}, log=lambda m: None):
             print("held", flush=True)
             time.sleep(300)
-    """)], stdout=subprocess.PIPE, text=True)
+    """)], stdout=subprocess.PIPE, text=True, cwd=folder)
     if holder.stdout.readline().strip() != "held":
         holder.kill()
         raise RuntimeError("the lock holder did not start")
@@ -664,15 +674,17 @@ def wait_for(check, timeout: float = 30.0, every: float = 0.05) -> bool:
 # --------------------------------------------------------------------------- a race for one stale lock
 
 
-#: One racer: waits for the word, then tries to take the folder's lock and holds it a while. Reading a
-#: lock is made slow (a busy disk), which widens the window a read-then-delete takeover leaves open.
+#: One racer: waits for the word, then tries to take the folder's lock and holds it a while. A lock's
+#: record is handed back 50 ms after it was read (a busy machine), which widens the window a
+#: read-then-delete takeover leaves open.
 RACER = textwrap.dedent("""
     import sys, time
     from cytokit import io
     read = io.read_lock
     def slow(path):
+        record = read(path)
         time.sleep(0.05)
-        return read(path)
+        return record
     io.read_lock = slow
     print("ready", flush=True)
     sys.stdin.readline()
@@ -686,14 +698,18 @@ RACER = textwrap.dedent("""
 
 
 def lock_race(folder: Path, n: int = 24, env: dict | None = None) -> list[str]:
-    """``n`` processes taking over one stale ``run.lock`` at once; what each said ("won", "refused", ...)."""
+    """``n`` processes taking over one stale ``run.lock`` at once; what each said ("won", "refused", ...).
+
+    ``env`` (e.g. ``PYTHONPATH``) chooses the cytokit the racers import."""
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # its pid names a process that no longer runs
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "run.lock").write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(),
                                                  "started": "2030-01-01T00:00:00", "command": "cytokit run"}))
     procs = [subprocess.Popen([sys.executable, "-c", RACER, str(folder)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env) for _ in range(n)]
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                              cwd=folder.parent)  # not a checkout: `python -c` puts the working folder first
+             for _ in range(n)]
     try:
         ready = [p.stdout.readline().strip() for p in procs]
         if ready != ["ready"] * n:

@@ -177,7 +177,8 @@ def jpeg_of(img, **kw) -> bytes:
 
 #: What may follow a JPEG cut short so that every decoder reads it "successfully", its missing part grey.
 ENDINGS = {"two end markers": b"\xff\xd9\xff\xd9", "16 zeros": b"\0" * 16 + b"\xff\xd9",
-           "4,000 zeros": b"\0" * 4000 + b"\xff\xd9", "a comment": b"\xff\xfe\x00\x06cut!" + b"\xff\xd9",
+           "4,000 zeros": b"\0" * 4000 + b"\xff\xd9", "50,000 zeros": b"\0" * 50_000 + b"\xff\xd9",
+           "a comment": b"\xff\xfe\x00\x06cut!" + b"\xff\xd9",
            "an app segment": b"\xff\xe1\x00\x04ok\xff\xd9", "fill bytes": b"\xff\xff\xff\xd9"}
 ENCODINGS = {"baseline": {}, "optimised": {"optimize": True}, "4:4:4": {"subsampling": 0},
              "progressive": {"progressive": True}, "restarts": {"restart_marker_blocks": 4}}
