@@ -108,14 +108,14 @@ def _acquire(path: Path, log, advice: str) -> int:
             os.close(fd)
             if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            raise LockError(_held(path, _read_settled(path), advice)) from None
+            raise LockError(held_message(path, _read_settled(path), advice)) from None
         if not _is_current(fd, path):  # its holder removed it between our open and our lock: try the new one
             os.close(fd)
             continue
         left = _read_fd(fd)
         if left and _runs_without_flock(left):
             os.close(fd)
-            raise LockError(f"{_held(path, left, advice)}; if no run is active, delete {path}")
+            raise LockError(f"{held_message(path, left, advice)}; if no run is active, delete {path}")
         if left:
             log(f"note: taking over {path}: the run that left it ({_who(left)}) is no longer running")
         return fd
@@ -165,7 +165,8 @@ def _who(holder: dict) -> str:
     return f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started', '?')}"
 
 
-def _held(path: Path, holder: dict, advice: str) -> str:
+def held_message(path: Path, holder: dict, advice: str) -> str:
+    """A refusal naming the lock ``path``, its holder and what to do."""
     return f"{path.parent} is being written by another run ({_who(holder)}, holding {path}): {advice}"
 
 

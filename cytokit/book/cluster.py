@@ -20,8 +20,8 @@ from pathlib import Path
 from cytokit import arguments, io, paths
 from cytokit.book import parameters, profiles, records
 from cytokit.book.runner import RunError, resume_profile
-from cytokit.data.tree import shown
 from cytokit.data import image_cache
+from cytokit.data.tree import shown
 from cytokit.models import distributed
 from cytokit.models.distributed import CHIEF_ID, SEARCH_PARAMETERS, TuneSettings
 
@@ -35,13 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="a run folder whose chapter 01 has run: sets --manifest, --data-dir and --directory")
     p.add_argument("--profile", help="profile whose chapter 03 parameters apply (default: the run's, else 'full')")
     p.add_argument("--local-workers", type=int, metavar="N",
-                   help="run the chief and N workers on this machine, sharing its GPU, until the search is done "
-                        "(instead of --role)")
+                   help="run the chief and N workers (1 to 64) on this machine, sharing its GPU, until the search is "
+                        "done (instead of --role)")
     p.add_argument("--gpu-share", type=float, metavar="F",
                    help=f"with --local-workers: share of the GPU's memory each worker may use "
                         f"(default {distributed.GPU_SHARED_TOTAL:g} / N)")
     p.add_argument("--timeout", type=float, default=distributed.SEARCH_TIMEOUT,
-                   help="with --local-workers: seconds before the cluster is stopped (default a week)")
+                   help="with --local-workers: seconds before the cluster is stopped, above 0 (default a week)")
     return p
 
 
@@ -128,7 +128,7 @@ def check_run_dir(run_dir) -> Path:
 def check_flags(given: dict) -> None:
     """The local cluster's flags and the chief's port, each checked before anything starts."""
     if given.get("local_workers") is not None:
-        arguments.count("--local-workers", given["local_workers"], 1, MAX_LOCAL_WORKERS)
+        arguments.count("--local-workers", given["local_workers"], 1, parameters.MAX_TUNER_WORKERS)
     if given.get("timeout") is not None:
         arguments.seconds("--timeout", given["timeout"], most=distributed.SEARCH_TIMEOUT * 52)
     if given.get("gpu_share") is not None:
@@ -136,9 +136,6 @@ def check_flags(given: dict) -> None:
     if given.get("oracle_port") is not None:
         arguments.port("--oracle-port", given["oracle_port"])
 
-
-#: Most workers of a local cluster: the profiles' rule for ``tuner_workers``.
-MAX_LOCAL_WORKERS = 64
 
 
 @contextmanager
@@ -153,15 +150,17 @@ def _run_folder_kept(run_dir: Path | None, given: dict):
         yield
         return
     if given.get("local_workers") is not None or given.get("role") == "chief":
-        with io.folder_lock(run_dir, advice="wait for it to finish, or tune in another run folder"):
+        with io.folder_lock(run_dir, advice=TUNE_ADVICE):
             yield
         return
     holder = io.lock_holder(run_dir)
     if holder and " tune" not in str(holder.get("command", "")):
-        raise io.LockError(f"{run_dir} is being written by another run (pid {holder.get('pid')} on "
-                           f"{holder.get('host')}, since {holder.get('started', '?')}): wait for it to finish, or "
-                           "tune in another run folder")
+        raise io.LockError(io.held_message(run_dir / io.LOCK_NAME, holder, TUNE_ADVICE))
     yield
+
+
+#: What a refused ``cytokit tune`` may do instead.
+TUNE_ADVICE = "wait for it to finish, or tune in another run folder"
 
 
 def main_tune(args: argparse.Namespace | None = None, **kwargs) -> int:

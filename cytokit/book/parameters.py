@@ -90,6 +90,8 @@ def _int_list(low, high):
 #: Largest seed: NumPy's and scikit-learn's generators take seeds below 2**32, and chapters add small
 #: offsets to a seed (seed + k for LIME's repeats, augmentation rows), so seeds stop at 2**31 - 1.
 MAX_SEED = 2**31 - 1
+#: Most tuner processes on one machine (chapter 03's ``tuner_workers``, ``cytokit tune --local-workers``).
+MAX_TUNER_WORKERS = 64
 
 
 #: Smallest image side the network's four pooling stages accept (cytokit.models.network.MIN_IMAGE_SIZE).
@@ -127,7 +129,7 @@ RULES = {
     "xai_split": _one_of("train", "val", "test", "all"),
     "num_samples": _int_at_least(2),
     "cache_images": _cache(),
-    "tuner_workers": _int_at_least(1, 64),
+    "tuner_workers": _int_at_least(1, MAX_TUNER_WORKERS),
     "precision": _one_of("float32", "mixed_bfloat16"),
     "distribute": _one_of("auto", "off", "mirrored"),
     "model_source": _one_of("run", "study"),
