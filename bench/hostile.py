@@ -116,7 +116,7 @@ def race(code_dir: Path | None, n: int = RACERS) -> dict:
 
 
 def markdown(rows: list[dict], command: str, against: list[dict] | None = None, against_name: str = "",
-             races: tuple = ()) -> str:
+             races: tuple = (), timeout: float = 300) -> str:
     """The RESULTS.md section: the counts for this checkout (and for another one, side by side)."""
     m = _common.machine()
     mine, other = counts(rows), counts(against) if against else None
@@ -142,8 +142,13 @@ def markdown(rows: list[dict], command: str, against: list[dict] | None = None, 
     lines.append("")
     lines += [f"- not as expected here: {r['case']} ({'; '.join(r['problems'])[:160]})" for r in rows if not r["clear"]]
     if against:
-        lines.append(f"- {against_name}: the same table, each case in its own `python -m cytokit.cli` process; "
-                     f"as expected there: {', '.join(r['case'] for r in against if r['clear']) or 'none'}")
+        lines.append(f"- {against_name}: the same table, each case in its own `python -m cytokit.cli` process "
+                     f"(at most {timeout:.0f} s, {MEMORY_LIMIT >> 30} GiB of address space and {FILE_LIMIT >> 20} MiB "
+                     "per file written; a case stopped there counts as not clear); as expected there: "
+                     f"{', '.join(r['case'] for r in against if r['clear']) or 'none'}")
+        silent = [r["case"] for r in against if r["code"] == 0 and not r["clear"]]
+        if silent:
+            lines.append(f"- {against_name}, silently wrong: {'; '.join(silent)}")
     lines += ["- the cases: " + "; ".join(r["case"] for r in rows)]
     return "\n".join(lines) + "\n"
 
@@ -183,7 +188,7 @@ def main() -> None:
                  race(args.against.resolve()) if args.against else None)
         print(f"  won: {[r and r['won'] for r in races]}", flush=True)
     command = " ".join(["bench/hostile.py", *sys.argv[1:]])
-    text = markdown(rows, command, against, args.against_name or str(args.against), races)
+    text = markdown(rows, command, against, args.against_name or str(args.against), races, args.timeout)
     print(text)
     report = _common.Report("hostile", SECTION[3:], quick=args.quick)
     report.figure("hostile inputs tried", len(rows), "cases")

@@ -101,8 +101,10 @@ def parse_overrides(items) -> dict | None:
             parsed = arguments.number_text(key, yaml.safe_load(value))
         except yaml.YAMLError as err:
             problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise UsageError(f"-p {item!r}: the value is not valid YAML ({problem}); write lists as [1, 2] and "
+            raise UsageError(f"-p {item[:60]!r}: the value is not valid YAML ({problem}); write lists as [1, 2] and "
                              "quote text with spaces") from None
+        except RecursionError:
+            raise UsageError(f"-p {key}: the value nests too deep to be a parameter") from None
         if key in overrides and overrides[key] != parsed:
             raise UsageError(f"-p {key} given twice ({overrides[key]!r} and {parsed!r}): give it once")
         overrides[key] = parsed

@@ -390,6 +390,16 @@ def _parameter_twice(tmp, root):
                        "epochs=30", "--no-book"], [run], [])
 
 
+def _profile_nested_deep(tmp, root):
+    prof = base.profile_file(tmp / "profiles", "[" * 100_000 + "]" * 100_000)
+    return base.Built(["run", "--profile", str(prof), "--out", str(tmp / "run"), "--no-book"], [tmp], [str(prof)])
+
+
+def _parameter_nested_deep(tmp, root):
+    return base.Built(["run", "--profile", "smoke", "--out", str(tmp / "run"), "-p",
+                       "seeds=" + "[" * 20_000 + "]" * 20_000, "--no-book"], [tmp], ["-p seeds"])
+
+
 def _data_dir_parameter_not_a_path(tmp, root):
     run = executed(tmp / "run", "01_data")
     return base.Built(["run", "--profile", "smoke", "--out", str(run), "--only", "01", "-p", "data_dir=5",
@@ -654,10 +664,11 @@ def _fetch_deadline_zero(tmp, root):
                       ["--deadline"])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _fetch_provenance_nested_deep(tmp, root):
+    out = tmp / "models"
+    out.mkdir()
+    (out / "PROVENANCE.json").write_text("[" * 100_000 + "]" * 100_000)
+    return base.Built(["fetch-study-models", str(out), "--quiet"], [tmp], [str(out / "PROVENANCE.json")])
 
 
 def wait_for(check, timeout: float = 30.0, every: float = 0.05) -> bool:

@@ -272,11 +272,19 @@ def read_provenance(out_dir: Path) -> dict:
     path = out_dir / PROVENANCE
     if not path.is_file():
         return {}
+    fix = "move it away or pass --force to write a new one"
+    if path.stat().st_size > MAX_PROVENANCE_BYTES:
+        raise FetchError(f"{path} is {path.stat().st_size:,} bytes, over the {MAX_PROVENANCE_BYTES:,}-byte limit of "
+                         f"a provenance record: not read; {fix}")
     try:
         record = io.read_json(path)
-    except ValueError as err:
-        raise FetchError(f"{path} is unreadable ({err}); move it away or pass --force to write a new one") from None
+    except (ValueError, RecursionError) as err:
+        raise FetchError(f"{path} is unreadable ({str(err)[:80]}); {fix}") from None
     return record if isinstance(record, dict) else {}
+
+
+#: Largest PROVENANCE.json read (the ones written are about 1.5 KB).
+MAX_PROVENANCE_BYTES = 2**20
 
 
 def finished(out_dir: Path, record: dict) -> dict[str, bool]:
