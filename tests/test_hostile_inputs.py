@@ -3,10 +3,14 @@
 :data:`CASES` is a table of command lines a user could type against files a user could
 have: each says the exit code it must give (2 for a refusal, 0 where the input is usable),
 words the message must hold (what is wrong and what to do) and the folders and files that
-must come out byte for byte the same. ``bench/hostile.py`` runs the same table and counts
-the outcomes. The tests after the table cover what needs more than one command line: the
-run folder's lock held by a live process, a resume restoring the first run's choices,
-early stopping across a resume, strict JPEG decoding, and the parameter rules.
+must come out byte for byte the same; no output may carry a raw control character.
+``bench/hostile.py`` runs the same table and counts the outcomes. Most of its newer rows
+are built in ``tests/hostile_files.py`` (crafted model files, servers, damaged records).
+The tests after the table cover what needs more than one command line: the run folder's
+lock held by a live process and 24 processes racing for a stale one, a resume restoring
+the first run's choices, early stopping across a resume, SIGTERM in the middle of a
+download, a killed fetch's leftovers, what an interrupt suggests, model files refused
+before a byte of their data is read, strict JPEG decoding, and the parameter rules.
 """
 
 from __future__ import annotations

@@ -279,7 +279,8 @@ def test_every_usable_image_has_the_pixels_validation_checked_on_every_path(tmp_
 
     def same(got, how):
         for name, want, have in zip(names, expected, got):
-            assert np.array_equal(want, have), f"{name}: {how} differs (mean |diff| {np.abs(want - have.astype(int)).mean():.1f})"
+            gap = np.abs(want.astype(int) - have).mean()
+            assert np.array_equal(want, have), f"{name}: {how} differs (mean |diff| {gap:.1f})"
 
     batches = pipeline.dataset(usable, root, None, 64, 8)
     same(np.concatenate([x.numpy() for x, _ in batches]), "tf.data")

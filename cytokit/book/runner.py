@@ -328,9 +328,9 @@ def _check_study_classes(folder: Path) -> None:
     unknown = [name for name in class_folders(folder) if not taxonomy.is_known(name)]
     if unknown:
         listed = ", ".join(f"{shown(n)}/" for n in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        raise RunError(f"--data-dir {shown(folder)} holds folder(s) {listed} that are not classes of the study's "
-                       f"models, which have exactly the {len(taxonomy.CODES)} outputs {', '.join(taxonomy.CODES)}: "
-                       "move them out of the dataset folder (or point --data-dir at a copy without them); "
+        raise RunError(f"the images folder {shown(folder)} holds folder(s) {listed} that are not classes of the "
+                       f"study's models, which have exactly the {len(taxonomy.CODES)} outputs "
+                       f"{', '.join(taxonomy.CODES)}: move them out of the dataset folder (or point --data-dir at a copy without them); "
                        "nothing was run")
 
 

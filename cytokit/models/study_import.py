@@ -226,7 +226,8 @@ def read_archive(zip_bytes: bytes) -> StudyArchive:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError,
             RuntimeError, zlib.error) as err:
         raise StudyModelError(f"the pickle's model archive is not a readable .keras zip ({err})") from err
-    config, metadata = _parse_json(raw["config.json"], "config.json"), _parse_json(raw["metadata.json"], "metadata.json")
+    config = _parse_json(raw["config.json"], "config.json")
+    metadata = _parse_json(raw["metadata.json"], "metadata.json")
     if not isinstance(metadata, dict):
         raise StudyModelError(f"the model archive's metadata.json holds a {type(metadata).__name__}, not a mapping")
     return StudyArchive(config=config, metadata=_printable_metadata(metadata), weights_h5=raw["model.weights.h5"])
@@ -433,7 +434,8 @@ def _vars(group, shapes: list[tuple]) -> list:
         raise StudyModelError(f"weights group {group.name} has vars {names}, expected 0..{len(names) - 1}")
     if len(names) != len(shapes):
         raise StudyModelError(f"weights group {group.name} holds {len(names)} arrays; the layer needs {len(shapes)}")
-    return [safe_h5.weights_dataset(group["vars"], n, shape, f"{group.name}/vars/{n}") for n, shape in zip(names, shapes)]
+    return [safe_h5.weights_dataset(group["vars"], n, shape, f"{group.name}/vars/{n}")
+            for n, shape in zip(names, shapes)]
 
 
 def _has_vars(obj) -> bool:
