@@ -1,6 +1,8 @@
 # One entry point for the book. Every target creates the local environment (.venv) first.
 #   make book            run every chapter on the embedded data (demo profile) and build the book
-#   make test            run the test suite
+#   make test            run the whole test suite (about 20 minutes on 2 cores)
+#   make test-fast       the unit tests only: every test not marked slow (about 2 minutes)
+#   make test-slow       the rest: the tests marked slow (end-to-end runs, books, kills and resumes)
 #   make lab             open JupyterLab on notebooks/ with the project's kernel
 #   make bench           run the benchmarks and write bench/RESULTS.md (QUICK=1: a few minutes)
 #   make book PROFILE=smoke      a 3-minute version; PROFILE=full is the study's protocol
@@ -13,7 +15,7 @@ DATA_DIR ?=
 RUN_DIR ?= runs/$(PROFILE)
 BIN     := $(VENV)/bin
 
-.PHONY: env book smoke test lab bench clean-runs
+.PHONY: env book smoke test test-fast test-slow lab bench clean-runs
 
 env: $(VENV)/.installed
 
@@ -33,6 +35,14 @@ smoke:
 
 test: env
 	$(BIN)/python -m pytest
+
+# The two tiers split the suite by the `slow` marker (pyproject.toml): a test is fast unless
+# marked, so the tiers together run every test exactly once.
+test-fast: env
+	$(BIN)/python -m pytest -m "not slow" --durations=10
+
+test-slow: env
+	$(BIN)/python -m pytest -m slow --durations=10
 
 lab: env
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -6,7 +6,8 @@ malformed archives, huge files) and counts, per case, whether it gave the expect
 code with one clear line and no traceback, and how many bytes of the files it must not
 touch changed. ``--code DIR`` runs the same table against another checkout of the project
 (each case in its own ``python -m cytokit.cli`` process), e.g. an earlier release, to see
-the table fail there. ``--write`` puts the counts at the end of ``bench/RESULTS.md``.
+the table fail there. The counts are saved as ``bench/results/hostile.json`` (``--write``
+then rewrites ``bench/RESULTS.md``, as ``bench/run_all.py --write-only`` does).
 """
 
 from __future__ import annotations
@@ -92,40 +93,30 @@ def counts(rows: list[dict]) -> dict:
             "changed": sum(r["changed_bytes"] for r in rows)}
 
 
-def markdown(rows: list[dict], command: str, against: list[dict] | None = None, against_name: str = "") -> str:
-    """The RESULTS.md section: the counts for this checkout (and for another one, side by side)."""
-    m = _common.machine()
+def counts_table(rows: list[dict], against: list[dict] | None = None, against_name: str = "") -> tuple[list, list]:
+    """The counts for this checkout (and for another one, side by side): header and rows of text."""
     mine, other = counts(rows), counts(against) if against else None
-    head = "| figure | this checkout |" + (f" {against_name} |" if other else "")
-    rule = "|---|---:|" + ("---:|" if other else "")
+    header = ["figure", "this checkout"] + ([against_name] if other else [])
 
     def line(what, key, fmt="{}"):
-        return f"| {what} | {fmt.format(mine[key])} |" + (f" {fmt.format(other[key])} |" if other else "")
+        return [what, fmt.format(mine[key])] + ([fmt.format(other[key])] if other else [])
 
-    lines = [SECTION, "", f"`{command}` — {m['cpu']}, {m['cores']} cores, Python {m['python']}", "", head, rule,
-             line("hostile inputs tried", "tried"),
-             line("refused with one clear line, exit 2, no traceback", "refused"),
-             line("usable inputs handled (exit 0, the problem named in the output)", "handled"),
-             line("tracebacks", "tracebacks"),
-             line("bytes of user data changed (goal: 0)", "changed", "{:,}"), ""]
-    lines += [f"- not as expected here: {r['case']} ({'; '.join(r['problems'])[:160]})" for r in rows if not r["clear"]]
+    return header, [line("hostile inputs tried", "tried"),
+                    line("refused with one clear line, exit 2, no traceback", "refused"),
+                    line("usable inputs handled (exit 0, the problem named in the output)", "handled"),
+                    line("tracebacks", "tracebacks"),
+                    line("bytes of user data changed (goal: 0)", "changed", "{:,}")]
+
+
+def notes(rows: list[dict], against: list[dict] | None, against_name: str, timeout: float) -> list[str]:
+    """What the table does not say: the cases not as expected, how the other checkout ran, the cases' names."""
+    out = [f"not as expected here: {r['case']} ({'; '.join(r['problems'])[:160]})" for r in rows if not r["clear"]]
     if against:
-        lines.append(f"- {against_name}: the same table, each case in its own `python -m cytokit.cli` process; "
-                     f"as expected there: {', '.join(r['case'] for r in against if r['clear']) or 'none'}")
-    lines += ["- the cases: " + "; ".join(r["case"] for r in rows)]
-    return "\n".join(lines) + "\n"
-
-
-def write_section(text: str) -> Path:
-    """Put this benchmark's section at the end of RESULTS.md (an earlier copy removed); the rest stays as it is."""
-    path = HERE / "RESULTS.md"
-    old = path.read_text(encoding="utf-8")
-    at = old.find(SECTION)
-    if at >= 0:
-        nxt = re.search(r"^## ", old[at + len(SECTION):], flags=re.M)
-        old = old[:at] + (old[at + len(SECTION) + nxt.start():] if nxt else "")
-    path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
-    return path
+        out.append(f"{against_name}: the same table, each case in its own `python -m cytokit.cli` process "
+                   f"({timeout:.0f} s and {MEMORY_LIMIT // 2**30} GiB of address space at most; a case cut there "
+                   f"counts as not clear); as expected there: "
+                   f"{', '.join(r['case'] for r in against if r['clear']) or 'none'}")
+    return out + ["the cases: " + "; ".join(r["case"] for r in rows)]
 
 
 def main() -> None:
@@ -134,26 +125,30 @@ def main() -> None:
     p.add_argument("--against", type=Path, help="also run the table against this checkout, side by side")
     p.add_argument("--timeout", type=float, default=300, help="seconds per case with --code (default 300)")
     p.add_argument("--against-name", help="how the table names the --against checkout, e.g. 'release 550df80'")
-    p.add_argument("--write", action="store_true", help="put the counts at the end of bench/RESULTS.md")
+    p.add_argument("--write", action="store_true", help="then rewrite bench/RESULTS.md from the results")
     args = p.parse_args()
+    report = _common.Report("hostile", SECTION[3:], quick=args.quick)
     print(f"== hostile inputs against {args.code or 'this checkout'}", flush=True)
     rows = run_table(args.code.resolve() if args.code else None, args.timeout)
     against = None
     if args.against:
         print(f"== hostile inputs against {args.against}", flush=True)
         against = run_table(args.against.resolve(), args.timeout)
-    command = " ".join(["bench/hostile.py", *sys.argv[1:]])
-    text = markdown(rows, command, against, args.against_name or str(args.against))
-    print(text)
-    report = _common.Report("hostile", SECTION[3:], quick=args.quick)
+    name = args.against_name or str(args.against)
     report.figure("hostile inputs tried", len(rows), "cases")
     report.figure("clear outcome", sum(r["clear"] for r in rows), "cases", ratio=sum(r["clear"] for r in rows) / len(rows),
                   ratio_of="of the cases", target="all", met=all(r["clear"] for r in rows))
     report.figure("bytes of user data changed", sum(r["changed_bytes"] for r in rows), "bytes", target="0",
                   met=not any(r["changed_bytes"] for r in rows))
-    report.save(args.out)
+    report.show_table(*counts_table(rows, against, name))
+    for text in notes(rows, against, name, args.timeout):
+        report.note(text)
+    # a table of another checkout (--code) is not this checkout's result
+    print(f"saved {report.save(args.out if args.out or args.code is None else _common.SCRATCH)}")
     if args.write and args.code is None:
-        print(f"wrote {write_section(text)}")
+        import run_all
+
+        print(f"wrote {run_all.write_results(_common.result_dir(args.out, args.quick), args.quick)}")
 
 
 if __name__ == "__main__":
