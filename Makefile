@@ -14,10 +14,12 @@ PROFILE ?= demo
 DATA_DIR ?=
 RUN_DIR ?= runs/$(PROFILE)
 BIN     := $(VENV)/bin
+# JupyterLab's settings for this project (no news pop-up), installed where `make lab` reads them.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: env book smoke test test-fast test-slow lab bench clean-runs
 
-env: $(VENV)/.installed
+env: $(VENV)/.installed $(LAB_SETTINGS)
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 13) else "Python 3.11 or 3.12 is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
@@ -26,6 +28,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name cytokit --display-name "cytokit (Python 3)" > /dev/null
 	touch $@
+
+$(LAB_SETTINGS): lab/overrides.json $(VENV)/.installed
+	install -D -m 644 $< $@
 
 book: env
 	$(BIN)/cytokit run --profile $(PROFILE) --out $(RUN_DIR) --force $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
