@@ -87,6 +87,12 @@ def _commit() -> str:
     return (head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")) if head else ""
 
 
+def _command() -> str:
+    """How this benchmark was started, from the project's root (with the Keras backend when one was chosen)."""
+    backend = [f"KERAS_BACKEND={os.environ['KERAS_BACKEND']}"] if os.environ.get("KERAS_BACKEND") else []
+    return " ".join(backend + ["python", *sys.argv]).replace(str(HERE.parent) + "/", "")
+
+
 def machine() -> dict:
     """What the figures were measured on."""
     try:
@@ -142,7 +148,7 @@ class Report:
                    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
                    "commit": _commit(), "machine": {**machine(), "load_avg_1m_before": self.load_before},
                    "seconds": round(time.perf_counter() - self.started, 1),
-                   "command": " ".join(["python", *sys.argv]).replace(str(HERE.parent) + "/", ""),
+                   "command": _command(),
                    "rows": self.rows, "notes": self.notes}
         if self.table:
             payload["table"] = self.table
