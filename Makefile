@@ -4,7 +4,8 @@
 #   make test-fast       the unit tests only: every test not marked slow (about 2 minutes)
 #   make test-slow       the rest: the tests marked slow (end-to-end runs, books, kills and resumes)
 #   make lab             open JupyterLab on notebooks/ with the project's kernel
-#   make bench           run the benchmarks and write bench/RESULTS.md (QUICK=1: a few minutes)
+#   make bench           run the benchmarks into bench/results/, then write bench/RESULTS.md from them
+#                        (QUICK=1: a few minutes, into bench/out/, the results left alone)
 #   make book PROFILE=smoke      a 3-minute version; PROFILE=full is the study's protocol
 #   make book DATA_DIR=/path/to/bone_marrow_cell_dataset    the real data (see data/README.md)
 
