@@ -100,7 +100,8 @@ def machine() -> dict:
     except (ValueError, OSError):
         mem_gb = float("nan")
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1),
-            "python": platform.python_version(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+            "python": platform.python_version(), "load_avg_1m": round(os.getloadavg()[0], 2),
+            "nice": os.nice(0)}
 
 
 class Report:

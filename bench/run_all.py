@@ -81,6 +81,8 @@ def provenance(result: dict) -> str:
         about.append(f"load {m['load_avg_1m_before']} at the start and {m['load_avg_1m']} at the end")
     elif m.get("load_avg_1m") is not None:
         about.append(f"load {m['load_avg_1m']} at the end")
+    if m.get("nice"):  # a run given priority over (or below) the machine's other jobs says so
+        about.append(f"at nice {m['nice']}")
     took = f"; {result['seconds']:.0f} s" if result.get("seconds") is not None else ""
     return (f"{when}{at} with `{result['command']}`{' (quick)' if result['quick'] else ''} — "
             f"{', '.join(about)}{took}")

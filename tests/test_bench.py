@@ -78,9 +78,10 @@ def test_a_new_benchmark_plugs_in_by_its_name_and_its_result(tmp_path, monkeypat
 
 def test_a_table_of_two_checkouts_replaces_the_figures():
     result = {"title": "Hostile inputs", "quick": False, "date": "2026-12-04", "commit": "abc1234",
-              "machine": {"cpu": "CPU", "cores": 2, "python": "3.11.7", "load_avg_1m": 1.0},
+              "machine": {"cpu": "CPU", "cores": 2, "python": "3.11.7", "load_avg_1m": 1.0, "nice": -15},
               "seconds": 12.0, "command": "python bench/hostile.py", "rows": [{"what": "x"}], "notes": [],
               "table": {"header": ["figure", "this checkout", "release"], "rows": [["tracebacks", "0", "10"]]}}
     section = run_all.section(result)
     assert "| figure | this checkout | release |\n|---|---:|---:|\n| tracebacks | 0 | 10 |" in section
     assert "Measured 2026-12-04 at commit abc1234 with `python bench/hostile.py`" in section
+    assert "load 1.0 at the end, at nice -15;" in section  # a run given priority over other jobs says so
