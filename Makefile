@@ -1,7 +1,7 @@
 # One entry point for the book. Every target creates the local environment (.venv) first.
 #   make book            run every chapter on the embedded data (demo profile) and build the book
 #   make test            run the whole test suite (about 20 minutes on 2 cores)
-#   make test-fast       the unit tests only: every test not marked slow (about 2 minutes)
+#   make test-fast       the unit tests only: every test not marked slow (under 3 minutes)
 #   make test-slow       the rest: the tests marked slow (end-to-end runs, books, kills and resumes)
 #   make lab             open JupyterLab on notebooks/ with the project's kernel
 #   make bench           run the benchmarks into bench/results/, then write bench/RESULTS.md from them
