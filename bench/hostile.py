@@ -8,7 +8,8 @@ line and no traceback, whether it accepted a hostile input silently (exit 0 with
 the problem), and how many bytes of the files it must not touch changed; then races 24
 processes for one stale run lock. ``--code DIR`` runs the same table against another checkout of the project
 (each case in its own ``python -m cytokit.cli`` process), e.g. an earlier release, to see
-the table fail there. ``--write`` puts the counts at the end of ``bench/RESULTS.md``.
+the table fail there. The counts are saved as ``bench/results/hostile.json`` (``--write``
+then rewrites ``bench/RESULTS.md``, as ``bench/run_all.py --write-only`` does).
 """
 
 from __future__ import annotations
@@ -114,23 +115,19 @@ def race(code_dir: Path | None, n: int = RACERS) -> dict:
     return {"won": said.count("won"), "n": n}
 
 
-
-def markdown(rows: list[dict], command: str, against: list[dict] | None = None, against_name: str = "",
-             races: tuple = (), timeout: float = 300) -> str:
-    """The RESULTS.md section: the counts for this checkout (and for another one, side by side)."""
-    m = _common.machine()
+def counts_table(rows: list[dict], against: list[dict] | None = None, against_name: str = "",
+                 races: tuple = ()) -> tuple[list, list]:
+    """The counts for this checkout (and for another one, side by side): header and rows of text."""
     mine, other = counts(rows), counts(against) if against else None
     for counted, raced in zip((mine, other), races):
         if counted is not None and raced is not None:
             counted["race"] = f"{raced['won']} of {raced['n']}"
-    head = "| figure | this checkout |" + (f" {against_name} |" if other else "")
-    rule = "|---|---:|" + ("---:|" if other else "")
+    header = ["figure", "this checkout"] + ([against_name] if other else [])
 
     def line(what, key, fmt="{}"):
-        return f"| {what} | {fmt.format(mine[key])} |" + (f" {fmt.format(other[key])} |" if other else "")
+        return [what, fmt.format(mine[key])] + ([fmt.format(other.get(key, "–"))] if other else [])
 
-    lines = [SECTION, "", f"`{command}` — {m['cpu']}, {m['cores']} cores, Python {m['python']}", "", head, rule,
-             line("hostile inputs tried", "tried"),
+    lines = [line("hostile inputs tried", "tried"),
              line("refused with one clear line, exit 2, no traceback", "refused"),
              line("usable inputs handled (exit 0, the problem named in the output)", "handled"),
              line("tracebacks", "tracebacks"),
@@ -139,30 +136,21 @@ def markdown(rows: list[dict], command: str, against: list[dict] | None = None, 
     if "race" in mine:
         lines.append(line(f"processes holding one stale run.lock after {RACERS} take it over at once (goal: 1)",
                           "race"))
-    lines.append("")
-    lines += [f"- not as expected here: {r['case']} ({'; '.join(r['problems'])[:160]})" for r in rows if not r["clear"]]
+    return header, lines
+
+
+def notes(rows: list[dict], against: list[dict] | None, against_name: str, timeout: float) -> list[str]:
+    """What the table does not say: the cases not as expected, how the other checkout ran, the cases' names."""
+    out = [f"not as expected here: {r['case']} ({'; '.join(r['problems'])[:160]})" for r in rows if not r["clear"]]
     if against:
-        lines.append(f"- {against_name}: the same table, each case in its own `python -m cytokit.cli` process "
-                     f"(at most {timeout:.0f} s, {MEMORY_LIMIT >> 30} GiB of address space and {FILE_LIMIT >> 20} MiB "
-                     "per file written; a case stopped there counts as not clear); as expected there: "
-                     f"{', '.join(r['case'] for r in against if r['clear']) or 'none'}")
+        out.append(f"{against_name}: the same table, each case in its own `python -m cytokit.cli` process "
+                   f"(at most {timeout:.0f} s, {MEMORY_LIMIT >> 30} GiB of address space and {FILE_LIMIT >> 20} MiB "
+                   "per file written; a case stopped there counts as not clear); as expected there: "
+                   f"{', '.join(r['case'] for r in against if r['clear']) or 'none'}")
         silent = [r["case"] for r in against if r["code"] == 0 and not r["clear"]]
         if silent:
-            lines.append(f"- {against_name}, silently wrong: {'; '.join(silent)}")
-    lines += ["- the cases: " + "; ".join(r["case"] for r in rows)]
-    return "\n".join(lines) + "\n"
-
-
-def write_section(text: str) -> Path:
-    """Put this benchmark's section at the end of RESULTS.md (an earlier copy removed); the rest stays as it is."""
-    path = HERE / "RESULTS.md"
-    old = path.read_text(encoding="utf-8")
-    at = old.find(SECTION)
-    if at >= 0:
-        nxt = re.search(r"^## ", old[at + len(SECTION):], flags=re.M)
-        old = old[:at] + (old[at + len(SECTION) + nxt.start():] if nxt else "")
-    path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
-    return path
+            out.append(f"{against_name}, silently wrong: {'; '.join(silent)}")
+    return out + ["the cases: " + "; ".join(r["case"] for r in rows)]
 
 
 def main() -> None:
@@ -171,10 +159,11 @@ def main() -> None:
     p.add_argument("--against", type=Path, help="also run the table against this checkout, side by side")
     p.add_argument("--timeout", type=float, default=300, help="seconds per case with --code (default 300)")
     p.add_argument("--against-name", help="how the table names the --against checkout, e.g. 'release 550df80'")
-    p.add_argument("--write", action="store_true", help="put the counts at the end of bench/RESULTS.md")
-    p.add_argument("--cases", help="only the cases whose name holds this text (a quick look; not for --write)")
+    p.add_argument("--write", action="store_true", help="then rewrite bench/RESULTS.md from the results")
+    p.add_argument("--cases", help="only the cases whose name holds this text (a quick look; never saved)")
     args = p.parse_args()
     cases = [c for c in table.CASES if args.cases in c.name] if args.cases else None
+    report = _common.Report("hostile", SECTION[3:], quick=args.quick)
     print(f"== hostile inputs against {args.code or 'this checkout'}", flush=True)
     rows = run_table(args.code.resolve() if args.code else None, args.timeout, cases)
     against = None
@@ -187,18 +176,22 @@ def main() -> None:
         races = (race(args.code.resolve() if args.code else None),
                  race(args.against.resolve()) if args.against else None)
         print(f"  won: {[r and r['won'] for r in races]}", flush=True)
-    command = " ".join(["bench/hostile.py", *sys.argv[1:]])
-    text = markdown(rows, command, against, args.against_name or str(args.against), races, args.timeout)
-    print(text)
-    report = _common.Report("hostile", SECTION[3:], quick=args.quick)
+    name = args.against_name or str(args.against)
     report.figure("hostile inputs tried", len(rows), "cases")
     report.figure("clear outcome", sum(r["clear"] for r in rows), "cases", ratio=sum(r["clear"] for r in rows) / len(rows),
                   ratio_of="of the cases", target="all", met=all(r["clear"] for r in rows))
     report.figure("bytes of user data changed", sum(r["changed_bytes"] for r in rows), "bytes", target="0",
                   met=not any(r["changed_bytes"] for r in rows))
-    report.save(args.out)
-    if args.write and args.code is None and cases is None:
-        print(f"wrote {write_section(text)}")
+    report.show_table(*counts_table(rows, against, name, races))
+    for text in notes(rows, against, name, args.timeout):
+        report.note(text)
+    # a table of another checkout (--code) or of some cases only is not this checkout's result
+    scratch = args.code is not None or cases is not None
+    print(f"saved {report.save(_common.SCRATCH if scratch and not args.out else args.out)}")
+    if args.write and not scratch:
+        import run_all
+
+        print(f"wrote {run_all.write_results(_common.result_dir(args.out, args.quick), args.quick)}")
 
 
 if __name__ == "__main__":

@@ -645,6 +645,7 @@ def _toy_project(root: Path, monkeypatch) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_first_runs_choices(tmp_path, monkeypatch, capsys):
     """--resume restores -p, --only and --data-dir from run.json unless given again."""
     from cytokit import cli
@@ -809,6 +810,7 @@ def test_the_synth_images_rule_is_what_chapter_01_needs():
     assert not ok(smallest - 1) and ok(2_000_000) and not ok(2_000_001)
 
 
+@pytest.mark.slow
 def test_commands_that_load_tensorflow_keep_its_start_up_lines_off_the_terminal(tmp_path):
     """From a shell, import-study-model prints its one line; TensorFlow's C++ lines do not reach the terminal."""
     pickled = shared_dir() / "reference" / "study-models" / "pickled" / "baseline.model_pickle"
