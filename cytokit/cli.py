@@ -28,6 +28,7 @@ from cytokit.book.runner import RunError
 from cytokit.data import synthetic, tree
 from cytokit.data.outputs import OutputError, check_file_output
 from cytokit.data.tree import DatasetError, printable, shown
+from cytokit.models import study_fetch, study_import
 from cytokit.data.validation import MAX_FILE_BYTES
 from cytokit.models.distributed import ClusterError
 
@@ -145,16 +146,12 @@ def _run(args) -> int:
 
 
 def _import(args) -> int:
-    from cytokit.models import study_import  # here, not above: it loads TensorFlow (seconds)
-
     arguments.resolved("OUT", args.out)
     study_import.main_import(args.pickle, args.out, force=args.force)
     return 0
 
 
 def _fetch_study_models(args) -> int:
-    from cytokit.models import study_fetch  # here, not above: converting loads TensorFlow (seconds)
-
     base_url = arguments.base_url("--base-url", args.base_url)
     limits = study_fetch.Limits(
         max_bytes=None if args.max_file_mb is None else arguments.mebibytes("--max-file-mb", args.max_file_mb),
@@ -253,9 +250,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def study_fetch_defaults(name: str) -> float:
-    """A default of ``fetch-study-models`` (from its module's constants, read without loading TensorFlow)."""
-    from cytokit.models import study_fetch
-
+    """A default of ``fetch-study-models`` (from its module's constants)."""
     return getattr(study_fetch, name)
 
 

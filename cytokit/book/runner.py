@@ -17,7 +17,7 @@ from pathlib import Path
 from cytokit import __version__, arguments, io, native, paths
 from cytokit.book import build, parameters, profiles, records
 from cytokit.book.records import RecordError
-from cytokit.data import taxonomy
+from cytokit.data import synthetic, taxonomy
 from cytokit.data.outputs import check_folder_output
 from cytokit.data.tree import check_dataset, class_folders, shown
 
@@ -315,8 +315,6 @@ def _check_study_inputs(plans: list, run_dir: Path) -> None:
 
 def _check_synth_mark(data_dir: Path) -> None:
     """A dataset's SYNTH.json, when it has one, must be one ``cytokit synth`` wrote (the chapters read it)."""
-    from cytokit.data import synthetic
-
     try:
         synthetic.read_meta(data_dir)
     except ValueError as err:
