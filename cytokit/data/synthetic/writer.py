@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import json
 import os
 import shutil
@@ -16,6 +18,7 @@ import numpy as np
 
 from cytokit import io
 from cytokit.data.outputs import check_folder_output
+from cytokit.data.synthetic import fitted
 from cytokit.data.synthetic.layout import class_counts, parse, relpath
 from cytokit.data.synthetic.scene import check_settings, render
 from cytokit.data.taxonomy import CODES
@@ -34,9 +37,30 @@ MIN_SIZE, MAX_SIZE = 32, 1024
 
 
 
+def generator_digest(package=None) -> str:
+    """SHA-256 of the generator's code (comments and docstrings left out) and data files: what a
+    measurement of its images holds for. ``package``: another copy's ``cytokit/data/synthetic`` folder."""
+    folder = Path(package) if package is not None else Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".py":
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                body = getattr(node, "body", None)
+                if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                        and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]
+            h.update(path.name.encode() + ast.dump(tree).encode())
+        elif path.suffix == ".json":
+            h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
 def _jpeg_quality(seed, pos, index) -> int:
-    """Per-image JPEG quality (80-95) from its own stream, so render() is unaffected."""
-    return int(np.random.default_rng([int(seed), pos, int(index), 1]).integers(80, 96))
+    """Per-image JPEG quality, in the fitted range (the real sample's), from its own stream so render() is
+    unaffected."""
+    lo, hi = fitted.field(fitted.shipped())["jpeg_quality"]
+    return int(np.random.default_rng([int(seed), pos, int(index), 1]).integers(int(lo), int(hi) + 1))
 
 
 def encode(code, index, seed, size, difficulty) -> bytes:
