@@ -135,15 +135,36 @@ def synthetic_training(root: Path, size: int):
     return pipeline.load_images(manifest, root, "train", size), data.labels(manifest, "train", names), names
 
 
-def train(x, y, n_classes: int, seed: int, size: int, epochs: int = DEMO["epochs"]):
-    """Chapter 2's baseline, trained on in-memory uint8 images."""
+def train(x, y, n_classes: int, seed: int, size: int, epochs: int = DEMO["epochs"], augment: bool = False):
+    """Chapter 2's baseline, trained on in-memory uint8 images (``augment``: each epoch stain- and blur-jittered)."""
     from cytokit.models import network, training
 
     training.set_seed(seed)
     model = network.compile_model(network.build_cnn(n_classes, size, dropout=None, bn_momentum=DEMO["bn_momentum"]),
                                   "adam", DEMO["learning_rate"])
-    model.fit(x, y, batch_size=DEMO["batch_size"], epochs=epochs, shuffle=True, verbose=0)
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs if augment else 1):
+        batch = stain_and_blur(x, rng) if augment else x
+        model.fit(batch, y, batch_size=DEMO["batch_size"], epochs=1 if augment else epochs, shuffle=True, verbose=0)
     return model
+
+
+def stain_and_blur(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each image flipped and turned, its optical density scaled per image and channel (staining), and blurred
+    by up to 1.2 px (focus): the nuisances of real smears, varied more widely than the generator does."""
+    import cv2
+
+    n = len(x)
+    out = np.stack([np.rot90(img, k)[:, ::-1] if f else np.rot90(img, k)
+                    for img, k, f in zip(x, rng.integers(0, 4, n), rng.uniform(size=n) < 0.5)])
+    od = -np.log((out.astype(np.float32) + 1) / 256)
+    od = od * np.exp(rng.normal(0, 0.15, (n, 1, 1, 1)) + rng.normal(0, 0.08, (n, 1, 1, 3))) \
+        + rng.normal(0, 0.03, (n, 1, 1, 3))
+    out = np.clip(256 * np.exp(-od) - 1, 0, 255).astype(np.uint8)
+    for i, sigma in enumerate(rng.uniform(0, 1.2, n)):
+        if sigma > 0.3:
+            out[i] = cv2.GaussianBlur(out[i], (0, 0), float(sigma))
+    return out
 
 
 def predict(model, x) -> np.ndarray:
@@ -209,6 +230,7 @@ def main() -> None:  # noqa: C901 - one linear protocol, step by step
     if args.publish and (args.quick or args.half != "report" or args.size != DEMO["image_size"]):
         raise SystemExit("--publish needs the full run on the report half at the demo's image size")
     WORK.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
 
     from cytokit.data.synthetic import writer
     from cytokit.evaluation import statistics, transfer
@@ -265,6 +287,16 @@ def main() -> None:  # noqa: C901 - one linear protocol, step by step
                         f"{100 * spread['min']:.1f} to {100 * spread['max']:.1f} %, mean {100 * spread['mean']:.1f}")
         report.note(recall_note(f"synthetic-trained ({label})", scored[0][1]))
         report.note(confusion_note(f"synthetic-trained ({label})", scored[0][1]))
+        if label == "after":
+            aug = [transfer.score(y_true, predict(train(x, y, len(names), seed, size, augment=True), x_real[on]),
+                                  names, main_classes) for seed in seeds]
+            results["after_augmented"] = {"seeds": list(seeds), "scores": aug}
+            add_score(report, f"synthetic-trained (after), stain and blur augmentation while training, seed {seeds[0]}",
+                      aug[0], chance)
+            if len(seeds) > 1:
+                sp = statistics.spread([a["balanced_accuracy"]["estimate"] for a in aug])
+                report.note(f"with augmentation over seeds {list(seeds)}: balanced accuracy {100 * sp['min']:.1f} to "
+                            f"{100 * sp['max']:.1f} %, mean {100 * sp['mean']:.1f}")
         colour = colour_predictions(x, y, x_real[on])
         results[label]["colour"] = transfer.score(y_true, colour, names, main_classes)
         add_score(report, f"colour control trained on synthetic ({label})", results[label]["colour"], chance)
@@ -302,9 +334,13 @@ def main() -> None:  # noqa: C901 - one linear protocol, step by step
     report.figure("coverage of the 95 % balanced-accuracy interval, simulated on the scored images' class sizes and "
                   "the synthetic-trained network's recalls", cover, "", target=">= 0.93", met=cover >= 0.93)
 
-    properties = [] if args.no_properties else compare_properties(args.real, manifest, trees, digests)
+    properties = [] if args.no_properties else compare_properties(args.real, manifest, trees, digests, args.out,
+                                                                  20 if args.quick else 48)
     for row in properties:
         report.note(row["text"])
+    if properties:
+        report.note(f"figure of every property's distributions: {args.out.name}/sim_to_real_properties.png; KS: the "
+                    "Kolmogorov-Smirnov distance of the real and synthetic distributions, averaged over the classes")
     report.save(args.out)
     detail = {"half": args.half, "size": size, "settings": DEMO, "before": args.before, "digests": digests,
               "seconds_per_image": speed, "coverage": cover, "properties": properties,
@@ -316,13 +352,48 @@ def main() -> None:  # noqa: C901 - one linear protocol, step by step
         print(f"wrote {PUBLISHED}")
 
 
-def compare_properties(real_root: Path, manifest, trees: dict, digests: dict) -> list[dict]:
-    """Each calibrated property on the real calibration images and on each generator's images."""
+def compare_properties(real_root: Path, manifest, trees: dict, digests: dict, out: Path, per_class: int) -> list[dict]:
+    """Each calibrated property on the real calibration images and on each generator's demo images (a figure too)."""
+    from cytokit import data
     from cytokit.data.synthetic import calibration
 
-    real = manifest[manifest["half"] == "calibration"]
-    synthetic = {label: WORK / f"data-{label}-{digests[label][:12]}" for label in trees}
-    return calibration.compare(real_root, real, synthetic)
+    classes = sorted(set(manifest["cls"]) & set(calibration.load()["classes"]) - {"all"})
+    real = calibration.measure_images(real_root, manifest[(manifest["half"] == "calibration")
+                                                          & manifest["cls"].isin(classes)])
+    synthetic = {}
+    for label in trees:
+        root = WORK / f"data-{label}-{digests[label][:12]}"
+        rows = data.index(root, progress=False)
+        rows = rows[rows["cls"].isin(classes)].groupby("cls").head(per_class)
+        synthetic[label] = calibration.measure_images(root, rows)
+    properties_figure(real, synthetic, out / "sim_to_real_properties.png")
+    return calibration.compare(real, synthetic)
+
+
+def properties_figure(real, synthetic: dict, path: Path) -> None:
+    """One panel per property: its distribution on real calibration images and on each generator's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    props = [c for c in real.columns if c not in ("path", "cls")]
+    cols = 5
+    fig, axes = plt.subplots(-(-len(props) // cols), cols, figsize=(3.2 * cols, 2.4 * -(-len(props) // cols)))
+    for ax, prop in zip(axes.ravel(), props):
+        sets = {"real (calibration half)": real, **synthetic}
+        values = [t[prop].dropna().to_numpy() for t in sets.values()]
+        lo, hi = np.nanpercentile(np.concatenate(values), [1, 99]) if any(len(v) for v in values) else (0, 1)
+        for (label, _), v in zip(sets.items(), values):
+            ax.hist(np.clip(v, lo, hi), bins=25, range=(lo, hi + 1e-9), histtype="step", density=True, label=label)
+        ax.set_title(prop, fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes.ravel()[len(props):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def cross_validated_colour(x, y, folds: int) -> np.ndarray:

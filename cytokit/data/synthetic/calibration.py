@@ -84,7 +84,7 @@ def fit(real_root, calibration_rows: pd.DataFrame, path=FILE, iterations: int = 
 FIT_SEED = 10_000
 #: Range of the texture contrasts: the recipes' textures are drawn from the cells' look, measured
 #: texture also picks up neighbours and mis-assigned pixels, so it may only adjust them.
-CONTRAST = (0.6, 1.6)
+CONTRAST = (0.35, 1.3)
 #: Range of the colour gains: the recipes' colours are a haematologist's, measured colour may only adjust them.
 GAIN = (0.4, 2.5)
 #: Each update moves a setting this far (as a power of the measured ratio) towards the target.
@@ -127,7 +127,10 @@ def update(params: dict, real: dict, synthetic: dict) -> dict:
     out = json.loads(json.dumps(params))
     for cls in [c for c in synthetic if c != "all"]:
         p = fitted.class_params(out, cls) if cls in out["classes"] else dict(fitted.CLASS_DEFAULTS)
-        p["size"] = float(np.clip(p["size"] * _ratio(real, synthetic, cls, "cell_fraction", 0.5), 0.5, 1.5))
+        # cell and nucleus area both scale with size squared; the nucleus is the more robust measurement
+        grow = np.sqrt(_ratio(real, synthetic, cls, "cell_fraction", 0.5) * _ratio(real, synthetic, cls,
+                                                                                  "nucleus_fraction", 0.5))
+        p["size"] = float(np.clip(p["size"] * grow, 0.5, 1.5))
         for region in ("nucleus", "cytoplasm"):
             p[f"{region}_gain"] = [round(float(np.clip(g * _ratio(real, synthetic, cls, f"{region}_od_{ch}"), *GAIN)), 4)
                                    for g, ch in zip(p[f"{region}_gain"], "rgb")]
@@ -204,3 +207,31 @@ def describe(row: dict, labels) -> str:
     """One line of :func:`compare`'s result."""
     parts = [f"{label} {row[f'{label}_median']:.3g} (KS {row[f'{label}_ks']:.2f})" for label in labels]
     return f"{row['what']}: real median {row['real_median']:.3g}; " + "; ".join(parts)
+
+
+def calibration_rows(real_root, seed: int = 0) -> pd.DataFrame:
+    """The usable images of a real sample's calibration half (:func:`cytokit.data.halves`)."""
+    from cytokit import data
+
+    manifest = data.validate(real_root, data.index(real_root, progress=False), progress=False)
+    manifest["half"] = data.halves(manifest, seed=seed)
+    return manifest[manifest["half"] == data.HALVES[0]]
+
+
+def main(argv=None) -> None:
+    """``python -m cytokit.data.synthetic.calibration [REAL_SAMPLE]``: refit ``calibration.json``."""
+    import argparse
+
+    from cytokit import paths
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("real", nargs="?", type=Path, default=paths.shared_dir() / "real-sample")
+    p.add_argument("--iterations", type=int, default=6)
+    p.add_argument("--per-class", type=int, default=24)
+    args = p.parse_args(argv)
+    fit(args.real, calibration_rows(args.real), iterations=args.iterations, per_class=args.per_class)
+    print(f"wrote {FILE}")
+
+
+if __name__ == "__main__":
+    main()

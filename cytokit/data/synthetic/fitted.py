@@ -25,7 +25,7 @@ CLASS_DEFAULTS = {"size": 1.0, "nucleus_gain": [1.0, 1.0, 1.0], "cytoplasm_gain"
 #: neighbour cells and red cells per image, red-cell colour gain, focus blur scale and JPEG quality range.
 FIELD_DEFAULTS = {"background_od": [0.08, 0.09, 0.06], "background_od_cov": [[1e-4, 0, 0], [0, 1e-4, 0],
                                                                                [0, 0, 1e-4]],
-                  "neighbours": 1.0, "neighbour_reach": [1.1, 1.5], "red_cells": 3.5, "red_cell_gain": [1.0, 1.0, 1.0],
+                  "neighbours": 1.0, "neighbour_reach": [0.8, 1.4], "red_cells": 3.5, "red_cell_gain": [1.0, 1.0, 1.0],
                   "blur": 1.0, "jpeg_quality": [80, 95]}
 #: Classes whose recipe draws the cell out of focus (its blur is fitted as "defocus").
 DEFOCUSED = ("NIF",)

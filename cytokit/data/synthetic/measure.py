@@ -24,10 +24,10 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-#: Summed OD below which a pixel is background (plasma and glass): about RGB (200, 200, 215) ...
-BACKGROUND_OD = 0.3
+#: Summed OD below which a pixel is background (plasma and glass): about RGB (215, 215, 225) ...
+BACKGROUND_OD = 0.22
 #: ... or, on a darker (grey, green) field, within this much of the image's brightest 2 %.
-BACKGROUND_MARGIN = 0.15
+BACKGROUND_MARGIN = 0.12
 #: Range of the green OD threshold between nucleus and cytoplasm (chromatin absorbs green most):
 #: Otsu's threshold within the cell, kept between green levels of about 90 and 35.
 NUCLEUS_OD = (0.45, 0.85)

@@ -1,7 +1,7 @@
 """One synthetic cell per class, drawn from that class's real morphology.
 
 Colour is a Beer-Lambert mix of three stains shared by every class (chromatin purple,
-basophilic blue, eosin pink), so colour alone does not tell classes apart; the
+basophilic blue, eosin pink), recoloured per class by the fitted settings (:mod:`.fitted`); the
 neutrophil series PMO -> MYB -> MMZ -> NGB -> NGS is one continuous maturation
 parameter per image, so neighbouring stages overlap as in real data.
 """
@@ -64,7 +64,7 @@ def vec(chrom=0.0, baso=0.0, eosin=0.0) -> np.ndarray:
     return np.array([chrom, baso, eosin], np.float32).reshape(3, 1, 1)
 
 
-def _assemble(ctx: Ctx, cell, nuc, chrom, cyto, extra=None, texture=0.15) -> Cell:
+def _assemble(ctx: Ctx, cell, nuc, chrom, cyto, extra=None, texture=0.25) -> Cell:
     """Stack cytoplasm, nucleus and overlays into one cell with soft edges.
 
     `chrom` is the chromatin concentration (scalar or map) of the nucleus, `cyto` a
@@ -156,7 +156,7 @@ def unit(a):
     return np.array([np.cos(a), np.sin(a)])
 
 
-def _body(ctx: Ctx, c, R, aspect=(1.0, 1.12), wobble=0.05):
+def _body(ctx: Ctx, c, R, aspect=(1.0, 1.12), wobble=0.08):
     """The cell's outline: a smooth irregular ellipse."""
     return D.blob(ctx.shape, ctx.rng, c, R, ctx.u(*aspect), ctx.u(0, np.pi), wobble)
 
@@ -423,7 +423,7 @@ def _eos_like(ctx: Ctx, c, m, dark_share) -> Cell:
     nuc = _neutrophil_nucleus(ctx, _offset(ctx, c, R * ctx.u(0.0, 0.12)), R * 1.05, m, c, (0.8, 0.15, 0.05, 0.0))
     chrom = _chromatin(ctx, ctx.u(1.15, 1.4), grain=5, amp=0.25, clump=0.5)
     sig = ctx.u(1.6, 2.1)
-    gran = _granules(ctx, cell & ~nuc, 4.4, sig, vec(0.1, 0.0, 0.95), (0.7, 1.1))
+    gran = _granules(ctx, cell & ~nuc, 4.4, sig, vec(0.2, 0.05, 0.8), (0.6, 1.0))  # orange-pink, packed
     if dark_share:
         gran = gran * (1 - dark_share) + _granules(ctx, cell, 6.5, sig, vec(1.2, 0.15, 0.2), (0.6, 1.1))
     return _assemble(ctx, cell, nuc, chrom, vec(0.05, 0.08, 0.3), gran)
@@ -532,9 +532,9 @@ def _damaged(ctx: Ctx, c) -> Cell:
     """An ordinary cell broken by the smear: dragged and torn (ragged edge, strands) and mottled."""
     cell = RECIPES[str(ctx.rng.choice(["BLA", "MON", "PMO", "MYB", "NGS", "LYT", "EBO"]))](ctx, c)
     h, w = ctx.shape
-    ang, pull = ctx.u(0, 2 * np.pi), ctx.px(ctx.u(8, 30))
+    ang, pull = ctx.u(0, 2 * np.pi), ctx.px(ctx.u(15, 45))
     drag = np.maximum(D.noise(ctx.rng, ctx.shape, ctx.px(40)), 0) * pull  # some parts dragged further
-    tear = ctx.px(ctx.u(3, 8))
+    tear = ctx.px(ctx.u(5, 12))
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     mx = (gx - float(np.cos(ang)) * drag + D.noise(ctx.rng, ctx.shape, ctx.px(7)) * tear).astype(np.float32)
     my = (gy - float(np.sin(ang)) * drag + D.noise(ctx.rng, ctx.shape, ctx.px(7)) * tear).astype(np.float32)

@@ -117,7 +117,7 @@ def _optics(ctx: Ctx, conc: np.ndarray, blur: float = 1.0) -> np.ndarray:
     rng, d, h = ctx.rng, ctx.d, ctx.shape[0]
     # staining intensity and colour cast per image, channel by channel: the stains' mixtures (and the
     # fitted recolouring, :mod:`.fitted`) stay exact, only the slide's overall staining varies
-    cast = np.exp(rng.normal(0, 0.06 + 0.12 * d) + rng.normal(0, 0.03 + 0.06 * d, 3))
+    cast = np.exp(rng.normal(0, 0.12 + 0.24 * d) + rng.normal(0, 0.06 + 0.12 * d, 3))
     od = STAINS * cast.astype(np.float32)[None, :]
     light = LIGHT * np.exp(rng.normal(0, 0.01 + 0.02 * d, 3))
     illum = _illumination(ctx)

@@ -1,0 +1,85 @@
+"""What the book says about synthetic against real cells: chapter 1's comparison and the findings page's figure.
+
+The sim-to-real figure is measured by ``bench/sim_to_real.py --publish`` (a network trained
+on the demo's synthetic cells, tested on real ones it never saw) and shipped as
+``cytokit/resources/sim_to_real.json``; the pages glue sentences built from it here.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cytokit import resources
+from cytokit.data import realism
+from cytokit.data.synthetic import calibration, writer
+
+PUBLISHED = "sim_to_real.json"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _with_interval(iv: dict) -> str:
+    return f"{_pct(iv['estimate'])} (95 % interval {100 * iv['low']:.1f}–{100 * iv['high']:.1f} %)"
+
+
+def comparison_statement(pair: realism.Pair | None, synthetic_data: bool) -> str:
+    """Chapter 1's paragraph on real against synthetic cells, true for whichever data the chapter read."""
+    fitted = calibration.load()["classes"].get("all", {}).get("n")
+    basis = (f"The generator's sizes, stain colours, textures, crowding, focus and JPEG quality were fitted to "
+             f"{fitted} real images, the calibration half of a real sample of the same collection."
+             if fitted else "")
+    if pair is None:
+        where = realism.default_real_sample()
+        return (f"This copy ran on synthetic cells and found no real images to set beside them (a real sample is "
+                f"looked for in `{where.parent.name}/{where.name}` beside the project), so it shows no comparison. "
+                f"{basis} The first page gives what a network trained on these synthetic cells does on real ones.")
+    k = len(pair.classes)
+    if synthetic_data:
+        what = (f"three of this copy's synthetic cells of each of {k} classes beside three real ones from the real "
+                f"sample `{pair.real_source}` ({pair.n_real} real images of these classes)")
+    else:
+        what = (f"three real cells of each of {k} classes of this dataset beside three cells of the same classes "
+                f"drawn by the book's synthetic generator, whose images are the book's default data")
+    distance = realism.colour_distance(realism.colour_distributions(pair))
+    return (f"{{ref}}`Figure 1.5 <fig-real-synthetic>` sets {what}, and {{ref}}`Figure 1.6 <fig-real-colours>` "
+            f"compares their colours: for each class and RGB channel, the share of pixels at each optical density. "
+            f"Averaged over the classes and channels, {_pct(distance.mean())} of the pixels would have to change "
+            f"optical-density bin to turn the synthetic colour histograms into the real ones (most for "
+            f"{distance.idxmax()}: {_pct(distance.max())}; least for {distance.idxmin()}: {_pct(distance.min())}). "
+            f"{basis}")
+
+
+def published() -> dict:
+    """The benchmark's sim-to-real figures shipped with the book (a dict with the keys the pages read)."""
+    with resources.path(PUBLISHED).open("r", encoding="utf-8") as fh:
+        data = json.load(fh)
+    for key in ("synthetic", "synthetic_before", "real", "colour", "classes", "settings", "generator_digest"):
+        if key not in data:
+            raise ValueError(f"{PUBLISHED} lacks {key!r}: run bench/sim_to_real.py --publish")
+    return data
+
+
+def sim_to_real_paragraph(data: dict) -> str:
+    """The findings page's paragraph: what a network trained on the embedded synthetic cells does on real ones."""
+    s, r, c, b = (data[k]["balanced_accuracy"] for k in ("synthetic", "real", "colour", "synthetic_before"))
+    n, k, chance = data["synthetic"]["n_images"], len(data["classes"]), data["synthetic"]["chance"]
+    st = data["settings"]
+    above = "above" if s["low"] > chance else "not clearly above"
+    below = "below" if s["high"] < r["low"] else "not clearly below"
+    current = data["generator_digest"] == writer.generator_digest()
+    text = (f"The book's default data are synthetic cells. A network trained as chapter 2 trains it in the demo "
+            f"profile ({st['image_size']} px, {st['epochs']} epochs) on the demo's synthetic training images, then "
+            f"shown {n} real images of {k} classes ({', '.join(data['classes'])}) that played no part in fitting "
+            f"the generator, reaches a balanced accuracy of {_with_interval(s)}: {above} chance "
+            f"({_pct(chance)}) and {below} the same network trained on {k}-class real images from the other half "
+            f"of the sample, {_with_interval(r)}; a colour-histogram classifier trained on those real images "
+            f"reaches {_with_interval(c)}. Before the generator was fitted to real smears the synthetic-trained "
+            f"network reached {_with_interval(b)}. So the embedded cells teach some real morphology and colour, "
+            f"but numbers measured on them describe the method and its machinery, not how well it classifies real "
+            f"marrow cells.")
+    measured = f" Measured by `{data['command']}` on {data['measured']}"
+    if current:
+        return text + measured + " with this version of the generator."
+    return text + measured + (", for an earlier version of the generator: the figure may have changed since.")
