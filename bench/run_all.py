@@ -1,7 +1,7 @@
 """Run every benchmark one after another and write ``bench/RESULTS.md`` from their results.
 
 One at a time, so no benchmark competes with another for the cores. ``--quick`` runs
-the small versions (a few minutes in all); the full set takes about 45 minutes on a
+the small versions (a few minutes in all); the full set takes about 70 minutes on a
 2-core CPU, most of it the demo profile of the book. GPU figures are not measured
 here: ``bench/gpu/`` holds the last run on a GPU machine (see its ``gpu.txt``), and
 they are copied into the table as they are.
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["pipeline", "cache", "augmentation", "training", "lime_speed", "scale", "book"]
+ORDER = ["pipeline", "cache", "augmentation", "training", "lime_speed", "scale", "sim_to_real", "book"]
 #: The one command for the GPU figures of the full profile; its result is copied from bench/gpu/.
 GPU_PROTOCOL = "python bench/gpu_protocol.py"
 

@@ -81,6 +81,19 @@ def test_jpeg_quality_is_read_back_from_the_tables(quality):
     assert measure.jpeg_quality(png.getvalue()) is None and measure.jpeg_quality(b"not an image") is None
 
 
+def test_measured_images_are_checked_before_they_are_decoded(tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (2000, 10)).save(big)
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\xff\xd8 not really")
+    for path in (big, junk):
+        with pytest.raises(ValueError, match="px|readable"):
+            calibration.read_rgb(path)
+    ok = tmp_path / "ok.png"
+    Image.fromarray(cell_image()).save(ok)
+    assert np.array_equal(calibration.read_rgb(ok), cell_image())
+
+
 def test_od_mixing_scales_each_channels_density_and_keeps_the_stains_mixture():
     gain = np.array([1.5, 0.7, 1.2])
     m = fitted.od_mixing(gain, STAINS)

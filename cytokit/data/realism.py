@@ -17,7 +17,7 @@ import pandas as pd
 from cytokit import paths
 from cytokit.data import census, synthetic, tree, validation
 from cytokit.data.manifest import usable
-from cytokit.data.synthetic import measure
+from cytokit.data.synthetic import calibration, measure
 
 #: Fewest real images of a class for it to be compared.
 MIN_REAL = 3
@@ -120,3 +120,31 @@ def colour_distance(table: pd.DataFrame) -> pd.Series:
     wide = table.pivot_table(index=["code", "channel", "od"], columns="source", values="share")
     diff = (wide["real"] - wide["synthetic"]).abs().groupby(level=["code", "channel"]).sum() / 2
     return diff.groupby(level="code").mean()
+
+
+#: Properties chapter 1 lists, as :mod:`cytokit.data.synthetic.measure` names them.
+TABLE_PROPERTIES = ("nucleus_od_g", "cytoplasm_od_g", "cytoplasm_eosin_share", "background_od_b", "cell_fraction",
+                    "nucleus_fraction", "border_occupancy", "focus", "lobes", "chromatin_texture")
+
+
+def property_table(root, checked: pd.DataFrame, seed: int = 0, per_class: int = 8,
+                   properties=TABLE_PROPERTIES) -> pd.DataFrame:
+    """Per class and property: the real calibration images' median [10th-90th percentile] and this dataset's median.
+
+    The real figures are those the generator was fitted to (shipped quantiles); this
+    dataset's are measured the same way on ``per_class`` images of each class it shares.
+    """
+    real = calibration.load()["classes"]
+    rows = checked[usable(checked) & checked["cls"].isin(real)]
+    picked = census.pick_examples(rows, per_class, seed)
+    table = calibration.measure_images(root, pd.DataFrame([(p, c) for c, ps in picked.items() for p in ps],
+                                                          columns=["path", "cls"]))
+    out = []
+    for code in picked:
+        mine = table[table["cls"] == code]
+        for prop in properties:
+            q = real[code][prop]
+            out.append({"class": code, "property": measure.PROPERTIES[prop],
+                        "real: median [10-90 %]": f"{q[2]:.3g} [{q[0]:.3g}–{q[-1]:.3g}]",
+                        "this dataset: median": f"{mine[prop].median():.3g}"})
+    return pd.DataFrame(out).set_index(["class", "property"])

@@ -1,38 +1,49 @@
 """The generator's targets, measured on real smears: per class, each property of :mod:`.measure`.
 
 :func:`fit` measures the calibration half of a real sample (never the half a benchmark
-reports on) and keeps only derived numbers: per class and property the quartiles, in
-``calibration.json`` beside this module. The generator draws its cells, fields and
-optics to match them (:func:`target`), and :func:`compare` measures how close a
+reports on) and keeps only derived numbers: per class and property a few quantiles, and
+the generator's settings fitted to them (:mod:`.fitted`), in ``calibration.json`` beside
+the generator. :func:`target` reads the real quantiles back, and :func:`compare` measures how close a
 synthetic dataset comes, property by property, with the same functions.
 """
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from cytokit.data.synthetic import measure
+from cytokit import data, paths
+from cytokit.data.synthetic import fitted, measure, scene
+from cytokit.data.synthetic.fitted import FILE, load
 
-FILE = Path(__file__).with_name("calibration.json")
 #: Quantiles kept per class and property.
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 #: Fewest real images of a class for its statistics to be fitted (the others borrow a donor's: :mod:`.fitted`).
 MIN_IMAGES = 20
-#: Largest image a measurement decodes (the real dataset's are 250 x 250).
-MAX_SIDE = 1024
+#: Largest image a measurement decodes (the real dataset's are 250 x 250), in pixels and in bytes.
+MAX_SIDE, MAX_BYTES = 1024, 8 * 2**20
 
 
 def read_rgb(path) -> np.ndarray:
-    """A dataset image as uint8 RGB, refusing anything that is not a small decodable image."""
-    data = Path(path).read_bytes()
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None or img.ndim != 3 or max(img.shape[:2]) > MAX_SIDE:
+    """A dataset image as uint8 RGB, refusing anything that is not a small decodable image (checked before decoding)."""
+    import io
+
+    from PIL import Image
+
+    if Path(path).stat().st_size > MAX_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_BYTES} bytes, not a single-cell image")
+    raw = Path(path).read_bytes()
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            side = max(im.size)
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable image ({err})") from err
+    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if side <= MAX_SIDE else None
+    if img is None or img.ndim != 3:
         raise ValueError(f"{path}: not a readable RGB image of at most {MAX_SIDE} px")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
@@ -77,6 +88,7 @@ def fit(real_root, calibration_rows: pd.DataFrame, path=FILE, iterations: int = 
              "generator": params}
     Path(path).write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
     load.cache_clear()
+    scene.forget_shipped()
     return stats
 
 
@@ -93,8 +105,6 @@ STEP = 0.8
 
 def measure_rendered(classes, per_class: int, params: dict | None, seed: int = FIT_SEED) -> pd.DataFrame:
     """Every property of ``per_class`` images of each class, drawn with ``params`` and JPEG-encoded as written."""
-    from cytokit.data.synthetic import fitted, scene
-
     lo, hi = fitted.field(params)["jpeg_quality"]
     quality = int(round((lo + hi) / 2))
     out = []
@@ -122,8 +132,6 @@ def _ratio(real: dict, synthetic: dict, cls: str, prop: str, power: float = 1.0,
 
 def update(params: dict, real: dict, synthetic: dict) -> dict:
     """One step of every setting towards the real medians (multiplicative, damped by :data:`STEP`)."""
-    from cytokit.data.synthetic import fitted
-
     out = json.loads(json.dumps(params))
     for cls in [c for c in synthetic if c != "all"]:
         p = fitted.class_params(out, cls) if cls in out["classes"] else dict(fitted.CLASS_DEFAULTS)
@@ -132,8 +140,8 @@ def update(params: dict, real: dict, synthetic: dict) -> dict:
                                                                                   "nucleus_fraction", 0.5))
         p["size"] = float(np.clip(p["size"] * grow, 0.5, 1.5))
         for region in ("nucleus", "cytoplasm"):
-            p[f"{region}_gain"] = [round(float(np.clip(g * _ratio(real, synthetic, cls, f"{region}_od_{ch}"), *GAIN)), 4)
-                                   for g, ch in zip(p[f"{region}_gain"], "rgb")]
+            ratios = [_ratio(real, synthetic, cls, f"{region}_od_{ch}") for ch in "rgb"]
+            p[f"{region}_gain"] = [round(float(np.clip(g * r, *GAIN)), 4) for g, r in zip(p[f"{region}_gain"], ratios)]
         for key, prop in (("chromatin_contrast", "chromatin_texture"), ("cytoplasm_contrast", "cytoplasm_texture")):
             p[key] = float(np.clip(p[key] * _ratio(real, synthetic, cls, prop), *CONTRAST))
         if cls in fitted.DEFOCUSED:
@@ -164,12 +172,6 @@ def _mean_ks(real: pd.DataFrame, synthetic: pd.DataFrame) -> float:
     classes = sorted(set(real["cls"]))
     return float(np.nanmean([mismatch(real.loc[real["cls"] == c, p], synthetic.loc[synthetic["cls"] == c, p])
                              for p in props for c in classes]))
-
-
-@lru_cache(maxsize=1)
-def load() -> dict:
-    """The fitted statistics shipped with the generator."""
-    return json.loads(FILE.read_text(encoding="utf-8"))
 
 
 def target(cls: str, prop: str) -> np.ndarray:
@@ -211,8 +213,6 @@ def describe(row: dict, labels) -> str:
 
 def calibration_rows(real_root, seed: int = 0) -> pd.DataFrame:
     """The usable images of a real sample's calibration half (:func:`cytokit.data.halves`)."""
-    from cytokit import data
-
     manifest = data.validate(real_root, data.index(real_root, progress=False), progress=False)
     manifest["half"] = data.halves(manifest, seed=seed)
     return manifest[manifest["half"] == data.HALVES[0]]
@@ -221,8 +221,6 @@ def calibration_rows(real_root, seed: int = 0) -> pd.DataFrame:
 def main(argv=None) -> None:
     """``python -m cytokit.data.synthetic.calibration [REAL_SAMPLE]``: refit ``calibration.json``."""
     import argparse
-
-    from cytokit import paths
 
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("real", nargs="?", type=Path, default=paths.shared_dir() / "real-sample")

@@ -11,12 +11,17 @@ measured class it resembles most (:data:`DONORS`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from cytokit.data.taxonomy import CODES
+
+#: The fitted statistics and settings shipped with the generator (written by :mod:`.calibration`).
+FILE = Path(__file__).with_name("calibration.json")
 
 #: A class's settings before fitting: the recipes as drawn.
 CLASS_DEFAULTS = {"size": 1.0, "nucleus_gain": [1.0, 1.0, 1.0], "cytoplasm_gain": [1.0, 1.0, 1.0],
@@ -75,11 +80,14 @@ def field(params: dict | None) -> dict:
 
 
 @lru_cache(maxsize=1)
+def load() -> dict:
+    """``calibration.json``: the real calibration images' quantiles ("classes") and the fitted settings."""
+    return json.loads(FILE.read_text(encoding="utf-8"))
+
+
 def shipped() -> dict:
     """The settings fitted to real smears, as shipped in ``calibration.json`` ("generator")."""
-    from cytokit.data.synthetic import calibration
-
-    return calibration.load().get("generator", {"classes": {}, "field": {}})
+    return load().get("generator", {"classes": {}, "field": {}})
 
 
 def all_settings(params: dict | None, stains: np.ndarray) -> dict[str, ClassSettings]:

@@ -169,6 +169,11 @@ def _shipped() -> tuple[dict, dict]:
     return _fitted(fitted.shipped())
 
 
+def forget_shipped() -> None:
+    """Read ``calibration.json`` again on the next render (after a new fit)."""
+    _shipped.cache_clear()
+
+
 def check_settings(size, difficulty) -> None:
     """Refuse an image size or difficulty the drawing cannot honour."""
     if int(size) < 32:
