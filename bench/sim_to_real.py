@@ -278,7 +278,8 @@ def main() -> None:  # noqa: C901 - one linear protocol, step by step
             pred = predict(train(x, y, len(names), seed, size), x_real[on])
             y_true = np.array([names.index(c) for c in manifest.loc[on, "cls"]])
             scored.append((pred, transfer.score(y_true, pred, names, main_classes)))
-        results[label] = {"seeds": list(seeds), "scores": [s for _, s in scored], "predictions": scored[0][0]}
+        results[label] = {"seeds": list(seeds), "scores": [s for _, s in scored], "predictions": scored[0][0],
+                          "n_train": int(len(y))}
         spread = statistics.spread([s["balanced_accuracy"]["estimate"] for _, s in scored])
         add_score(report, f"synthetic-trained ({label}), seed {seeds[0]}", scored[0][1], chance,
                   goal=">= 40 %" if label == "after" else "")
@@ -314,8 +315,14 @@ def main() -> None:  # noqa: C901 - one linear protocol, step by step
     if args.half == "report":
         real_pred = predict(train(x_real[cal], y_real[cal], len(names), 0, size), x_real[on])
         results["real"] = transfer.score(y_real[on], real_pred, names, main_classes)
-        add_score(report, "real-trained on the calibration half", results["real"], chance)
+        results["real"]["n_train"] = int(cal.sum())
+        add_score(report, f"real-trained on the calibration half ({int(cal.sum())} images)", results["real"], chance)
         report.note(recall_note("real-trained on the calibration half", results["real"]))
+        steps_epochs = int(round(DEMO["epochs"] * len(synthetic_x["after"][1]) / cal.sum()))
+        longer = predict(train(x_real[cal], y_real[cal], len(names), 0, size, epochs=steps_epochs), x_real[on])
+        results["real_steps"] = {**transfer.score(y_real[on], longer, names, main_classes), "epochs": steps_epochs}
+        add_score(report, f"real-trained on the calibration half, {steps_epochs} epochs (as many training steps as "
+                  "the synthetic-trained network)", results["real_steps"], chance)
         colour = colour_predictions(x_real[cal], y_real[cal], x_real[on])
         results["colour"] = transfer.score(y_real[on], colour, names, main_classes)
         add_score(report, "colour control trained on the calibration half", results["colour"], chance)
@@ -323,10 +330,11 @@ def main() -> None:  # noqa: C901 - one linear protocol, step by step
                              ("after", "real-trained", real_pred)):
             c = statistics.compare(y_real[on], results["after"]["predictions"], pred_b, len(names),
                                    "balanced_accuracy", names=(a, b))
-            results[f"{a}_vs_{b}"] = c.as_dict()
+            verdict = c.verdict if c.verdict == statistics.UNCLEAR or c.p_value < 0.05 else statistics.UNCLEAR
+            results[f"{a}_vs_{b}"] = {**c.as_dict(), "verdict": verdict}
             report.figure(f"{a} − {b}, balanced accuracy on the same images, 95 % interval "
                           f"{100 * c.low:.1f} to {100 * c.high:.1f} points ({c.test} p = {c.p_value:.3g}: "
-                          f"{c.verdict})", 100 * c.difference, "points")
+                          f"{verdict}, as interval and test agree)", 100 * c.difference, "points")
 
     recalls = [results["after"]["scores"][0]["recall"][c]["recall"] for c in main_classes]
     sizes = [int(results["after"]["scores"][0]["recall"][c]["support"]) for c in main_classes]
@@ -411,9 +419,12 @@ def published(detail: dict, main_classes: list[str]) -> dict:
     return {"command": "python bench/sim_to_real.py --publish", "measured": time.strftime("%Y-%m-%d"),
             "generator_digest": detail["digests"]["after"], "classes": main_classes,
             "settings": detail["settings"],
-            "synthetic": {k: detail["after"]["scores"][0][k] for k in keep},
+            "synthetic": {**{k: detail["after"]["scores"][0][k] for k in keep}, "n_train": detail["after"]["n_train"]},
             "synthetic_before": {k: detail["before"]["scores"][0][k] for k in keep},
-            "real": {k: detail["real"][k] for k in keep}, "colour": {k: detail["colour"][k] for k in keep},
+            "real": {k: detail["real"][k] for k in (*keep, "n_train")},
+            "real_steps": {k: detail["real_steps"][k] for k in (*keep, "epochs")},
+            "colour": {k: detail["colour"][k] for k in keep},
+            "after_vs_before": detail["after_vs_before"], "after_vs_real": detail["after_vs_real-trained"],
             "coverage": detail["coverage"]}
 
 
