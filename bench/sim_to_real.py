@@ -334,7 +334,7 @@ def main() -> None:  # noqa: C901 - one linear protocol, step by step
             results[f"{a}_vs_{b}"] = {**c.as_dict(), "verdict": verdict}
             report.figure(f"{a} − {b}, balanced accuracy on the same images, 95 % interval "
                           f"{100 * c.low:.1f} to {100 * c.high:.1f} points ({c.test} p = {c.p_value:.3g}: "
-                          f"{verdict}, as interval and test agree)", 100 * c.difference, "points")
+                          f"{verdict}; better or worse only where interval and test agree)", 100 * c.difference, "points")
 
     recalls = [results["after"]["scores"][0]["recall"][c]["recall"] for c in main_classes]
     sizes = [int(results["after"]["scores"][0]["recall"][c]["support"]) for c in main_classes]
