@@ -43,7 +43,7 @@ def comparison_statement(pair: realism.Pair | None, synthetic_data: bool) -> str
         what = (f"three real cells of each of {k} classes of this dataset beside three cells of the same classes "
                 f"drawn by the book's synthetic generator, whose images are the book's default data")
     distance = realism.colour_distance(realism.colour_distributions(pair))
-    return (f"{{ref}}`Figure 1.5 <fig-real-synthetic>` sets {what}, and {{ref}}`Figure 1.6 <fig-real-colours>` "
+    return (f"Figure 1.5 sets {what}, and Figure 1.6 "
             f"compares their colours: for each class and RGB channel, the share of pixels at each optical density. "
             f"Averaged over the classes and channels, {_pct(distance.mean())} of the pixels would have to change "
             f"optical-density bin to turn the synthetic colour histograms into the real ones (most for "
@@ -82,7 +82,7 @@ def sim_to_real_paragraph(data: dict) -> str:
             f"against a chance level of {_pct(chance)}; with the generator as it was before it was fitted to real "
             f"smears it reached {_with_interval(b)}, a difference of {_difference(data['after_vs_before'])}. "
             f"Trained the same way on the {data['real']['n_train']} real images of the sample's other half, the "
-            f"network reaches {_with_interval(r)} (synthetic minus real: {_difference(data['after_vs_real'])}); "
+            f"network reaches {_with_interval(r)}; synthetic minus real: {_difference(data['after_vs_real'])}; "
             f"trained on them for as many steps as on the synthetic images ({data['real_steps']['epochs']} epochs), "
             f"{_with_interval(r2)}; and a colour-histogram classifier trained on them, {_with_interval(c)}. The "
             f"embedded cells are {above}, but every other number in this book describes the method and its "

@@ -129,7 +129,8 @@ TABLE_PROPERTIES = ("nucleus_od_g", "cytoplasm_od_g", "cytoplasm_eosin_share", "
 
 def property_table(root, checked: pd.DataFrame, seed: int = 0, per_class: int = 8,
                    properties=TABLE_PROPERTIES) -> pd.DataFrame:
-    """Per class and property: the real calibration images' median [10th-90th percentile] and this dataset's median.
+    """Per property (rows) and class (columns): the real calibration images' median [10th-90th percentile] and
+    this dataset's median.
 
     The real figures are those the generator was fitted to (shipped quantiles); this
     dataset's are measured the same way on ``per_class`` images of each class it shares.
@@ -139,12 +140,13 @@ def property_table(root, checked: pd.DataFrame, seed: int = 0, per_class: int = 
     picked = census.pick_examples(rows, per_class, seed)
     table = calibration.measure_images(root, pd.DataFrame([(p, c) for c, ps in picked.items() for p in ps],
                                                           columns=["path", "cls"]))
-    out = []
+    out = {}
     for code in picked:
         mine = table[table["cls"] == code]
         for prop in properties:
             q = real[code][prop]
-            out.append({"class": code, "property": measure.PROPERTIES[prop],
-                        "real: median [10-90 %]": f"{q[2]:.3g} [{q[0]:.3g}–{q[-1]:.3g}]",
-                        "this dataset: median": f"{mine[prop].median():.3g}"})
-    return pd.DataFrame(out).set_index(["class", "property"])
+            out[(measure.PROPERTIES[prop], "real: median [10–90 %]", code)] = f"{q[2]:.3g} [{q[0]:.3g}–{q[-1]:.3g}]"
+            out[(measure.PROPERTIES[prop], "this dataset: median", code)] = f"{mine[prop].median():.3g}"
+    wide = pd.Series(out).unstack(level=2)
+    wide.index.names = ["property", "images"]
+    return wide.loc[[measure.PROPERTIES[p] for p in properties], list(picked)]
