@@ -99,6 +99,6 @@ def captions(pair: realism.Pair | None) -> tuple[str, str]:
         note = "No real images were at hand in this copy, so this figure was not drawn."
         return f"**Figure 1.5.** {note}", f"**Figure 1.6.** {note}"
     return (f"**Figure 1.5.** Real (first three) and synthetic (last three) cells of each class with at least "
-            f"{realism.MIN_REAL} real images; real from {pair.real_source}, synthetic {pair.synthetic_source}.",
+            f"{realism.MIN_REAL} real images; real: {pair.real_source}, synthetic: {pair.synthetic_source}.",
             f"**Figure 1.6.** Share of pixels at each optical density (0: white) in the red, green and blue channels "
             f"of up to {realism.COLOUR_IMAGES} real (solid) and synthetic (dotted) images per class.")
