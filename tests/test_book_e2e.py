@@ -171,7 +171,7 @@ def test_data_chapter_renders_its_figures_offline(smoke_run):
 def test_real_and_synthetic_cells_side_by_side_and_the_sim_to_real_figure_on_the_pages(smoke_run):
     """Chapter 1 sets the real sample's cells beside the synthetic ones (or says it found none); the first page
     gives the benchmark's sim-to-real figure with its interval, as the built pages show them."""
-    from cytokit.book import realism
+    from cytokit.pages import realism
     from cytokit.data.realism import default_real_sample
 
     m1 = json.loads((smoke_run / "01_data" / "metrics.json").read_text())

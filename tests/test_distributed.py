@@ -205,7 +205,7 @@ def test_cytokit_tune_local_workers_then_chapter_03_finishes_nothing_twice(tiny,
     The workers share one disk cache of the decoded images in the run folder, filled once.
     """
     from cytokit import cli
-    from cytokit.book import steps
+    from cytokit.pages import tuning
     from cytokit.book.chapter import Chapter
 
     run = _run_folder(tiny, tmp_path)
@@ -223,7 +223,7 @@ def test_cytokit_tune_local_workers_then_chapter_03_finishes_nothing_twice(tiny,
         assert "GPU memory share 0.450" in log and "--cache disk" in log
 
     chapter = Chapter("03_tuning", run)
-    tuner, trials = steps.search_with_workers(chapter, chapter.data(), 32, 3, 1, 5, seed=0, bn_momentum=0.5,
+    tuner, trials = tuning.search_with_workers(chapter, chapter.data(), 32, 3, 1, 5, seed=0, bn_momentum=0.5,
                                               cache="disk", workers=2)
     assert distributed.runs(directory) == runs  # nothing trained again
     assert len(trials) == 3 and chapter.metrics["trials_completed"] == 3 == chapter.metrics["trials_resumed"]
@@ -257,14 +257,14 @@ def test_the_search_ends_with_the_chief_not_with_a_late_worker(tmp_path):
 
 @pytest.mark.slow
 def test_chapter_03_with_one_worker_searches_in_its_own_process(tiny, tmp_path, monkeypatch):
-    from cytokit.book import steps
+    from cytokit.pages import tuning
     from cytokit.book.chapter import Chapter
     from cytokit.data import image_cache
 
     monkeypatch.delenv(image_cache.CACHE_DIR_ENV, raising=False)
     run = _run_folder(tiny, tmp_path)
     chapter = Chapter("03_tuning", run)
-    tuner, trials = steps.search_with_workers(chapter, chapter.data(), 32, 1, 1, 5, seed=0, bn_momentum=0.5,
+    tuner, trials = tuning.search_with_workers(chapter, chapter.data(), 32, 1, 1, 5, seed=0, bn_momentum=0.5,
                                               cache="disk", workers=1)
     assert len(trials) == 1 and chapter.metrics["trials_completed"] == 1 and chapter.metrics["tuner_workers"] == 1
     assert not (run / "03_tuning" / "tuner" / "logs").exists()  # no cluster was started

@@ -13,7 +13,7 @@ import plotly.io as pio
 import pytest
 
 import chromium
-from cytokit.book.figures import sufficiency_explorer
+from cytokit.pages.figures import sufficiency_explorer
 
 IMAGES, NS, CODES, PX = 3, [1, 2, 5, "all"], ["MON", "BLA", "EOS", "ART", "LYT"], 48
 

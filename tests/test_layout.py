@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "cytokit"
-STAGES = ("data", "models", "evaluation", "xai", "book")
+STAGES = ("data", "models", "evaluation", "xai", "book", "pages")
 #: Modules that serve every stage and so sit at the top of the package.
 SHARED = {"__init__.py", "arguments.py", "cli.py", "io.py", "native.py", "paths.py", "progress.py"}
 #: Third-party imports that load TensorFlow: a cytokit module importing one is "heavy".
@@ -57,6 +57,29 @@ def test_the_package_is_laid_out_by_stage():
         assert (PACKAGE / stage / "__init__.py").is_file(), f"cytokit/{stage} is not a subpackage"
     loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in SHARED)
     assert loose == [], f"modules outside the stage folders: {loose}"
+
+
+def stage_of(module: str) -> str | None:
+    """``cytokit.<stage>.…`` -> stage; shared top-level modules have none."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[1] in STAGES else None
+
+
+def test_stages_form_a_stack_and_the_pages_sit_on_the_machinery():
+    """A stage imports only itself and the stages before it: the pages use the book's machinery, never the reverse."""
+    rank = {stage: i for i, stage in enumerate(STAGES)}
+    upward = []
+    for name, path in MODULES.items():
+        here = stage_of(name) if name.count(".") > 1 else None
+        if here is None:
+            continue
+        for node in imports(ast.parse(path.read_text(encoding="utf-8")), top_level=True):
+            for t in targets(node):
+                there = stage_of(t) if t.startswith("cytokit.") and t.count(".") > 1 else (
+                    t.split(".")[1] if t.startswith("cytokit.") and t.split(".")[1] in STAGES else None)
+                if there and rank[there] > rank[here]:
+                    upward.append(f"{name} imports {t}")
+    assert upward == [], "imports that climb the stack:\n" + "\n".join(upward)
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cytokit import data
-from cytokit.book import realism as prose
-from cytokit.book.figures import realism as figures
+from cytokit.pages import realism as prose
+from cytokit.pages.figures import realism as figures
 from cytokit.data import realism
 from cytokit.data import synthetic as synth
 

@@ -161,7 +161,7 @@ def test_the_verdict_needs_the_interval_and_the_test(low, high, p, expected):
 def test_a_comparison_whose_test_disagrees_with_its_interval_is_no_verdict():
     """The demo's "−2.8 (−5.4 to −0.1), p = 0.055 (exact McNemar): worse" becomes no clear difference, and the
     sentence says why; so does a significant test beside an interval that includes zero."""
-    from cytokit.book import prose
+    from cytokit.pages import words as prose
 
     c = S.Comparison("tuned", "baseline", "accuracy", -0.028, -0.054, -0.001, 0.055, "exact McNemar")
     assert c.verdict == S.UNCLEAR and c.as_dict()["verdict"] == S.UNCLEAR
@@ -224,14 +224,14 @@ def test_a_p_value_at_the_permutation_floor_says_so():
     _, bad = labels(500, accuracy=0.3, seed=2)
     c = S.compare(t, good, bad, K, "balanced_accuracy", resamples=999)
     assert c.p_floor == pytest.approx(1 / 1000) and c.p_value == pytest.approx(c.p_floor)
-    from cytokit.book import prose
+    from cytokit.pages import words as prose
 
     assert prose.p_value(c.p_value, c.p_floor).startswith("p ≤ 0.001")
     assert prose.p_value(0.0312) == "p = 0.031" and prose.p_value(1e-7) == "p < 0.001"
 
 
 def test_a_family_of_comparisons_is_named_with_its_chance_of_a_false_verdict_and_holm():
-    from cytokit.book import prose
+    from cytokit.pages import words as prose
 
     family = [{"verdict": S.BETTER, "p_value": 0.001}, {"verdict": S.UNCLEAR, "p_value": 0.3},
               {"verdict": S.WORSE, "p_value": 0.03}]
@@ -363,7 +363,7 @@ def test_other_bad_arguments_are_clear_errors():
 
 
 def test_a_published_proportion_is_placed_against_the_interval():
-    from cytokit.book import prose
+    from cytokit.pages import words as prose
 
     assert "inside this interval" in prose.against_published(0.88, 0.82, 0.92, 0.914, "the study")
     assert "above this interval" in prose.against_published(0.70, 0.62, 0.77, 0.914, "the study")

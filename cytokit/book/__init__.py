@@ -1,6 +1,5 @@
-"""Stage 5, the pages: chapters run by papermill under a profile, figures, and the built book.
+"""The machinery behind the pages: a chapter's folder, glue, the runner, the build, parameters, profiles, cluster.
 
-A notebook needs :class:`cytokit.book.chapter.Chapter` (its artifacts and recorded
-numbers), :mod:`cytokit.book.steps` (the chapters' repeated steps as named calls) and
-:mod:`cytokit.book.figures`; ``cytokit run`` is :mod:`cytokit.book.runner`.
+What a page computes and says lives in :mod:`cytokit.pages`; ``cytokit run`` is
+:mod:`cytokit.book.runner`.
 """

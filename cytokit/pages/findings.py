@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from cytokit import io
-from cytokit.book import prose
+from cytokit.pages import words
 
 CHAPTERS = ("01_data", "02_baseline", "03_tuning", "04_augmentation", "05_test_results", "06_xai")
 #: Packages whose versions decide the numbers, as the page lists them.
@@ -35,7 +35,7 @@ def collect(run_dir) -> dict[str, dict]:
 def _comparison_row(chapter: str, label: str, c: dict | None) -> dict:
     if not c:
         return {"chapter": chapter, "result": label, "value": NOT_RUN, "verdict": ""}
-    value = f"{prose.points(c['difference'])} points ({prose.points(c['ci95'][0])} to {prose.points(c['ci95'][1])})"
+    value = f"{words.points(c['difference'])} points ({words.points(c['ci95'][0])} to {words.points(c['ci95'][1])})"
     return {"chapter": chapter, "result": label, "value": value, "verdict": c["verdict"]}
 
 
@@ -72,8 +72,8 @@ def _seed_row(m4: dict) -> dict:
     if not spread or not spread.get("n"):
         return {"chapter": "4", "result": "augmented − baseline over training seeds", "value": NOT_RUN,
                 "verdict": ""}
-    value = (f"{prose.points(spread['min'])} to {prose.points(spread['max'])} points over {spread['n']} seed(s), "
-             f"mean {prose.points(spread['mean'])}")
+    value = (f"{words.points(spread['min'])} to {words.points(spread['max'])} points over {spread['n']} seed(s), "
+             f"mean {words.points(spread['mean'])}")
     held = "same sign every seed" if spread["min"] > 0 or spread["max"] < 0 else "sign changes with the seed"
     return {"chapter": "4", "result": "augmented − baseline over training seeds", "value": value,
             "verdict": held if spread["n"] > 1 else ""}

@@ -1,11 +1,11 @@
 """The book's figures: plotly figures returned, never shown, one module per part of the study."""
 
-from cytokit.book.figures.data import class_distribution, class_pie, image_grid, split_proportions
-from cytokit.book.figures.explorer import sufficiency_explorer
-from cytokit.book.figures.results import (confusion_heatmap, confusion_panels, headline_bars,
+from cytokit.pages.figures.data import class_distribution, class_pie, image_grid, split_proportions
+from cytokit.pages.figures.explorer import sufficiency_explorer
+from cytokit.pages.figures.results import (confusion_heatmap, confusion_panels, headline_bars,
                                            per_class_comparison, seed_points)
-from cytokit.book.figures.training import hyperparameter_scatter, training_curves
-from cytokit.book.figures.xai import (deletion_insertion, per_class_curves, sufficiency_curves,
+from cytokit.pages.figures.training import hyperparameter_scatter, training_curves
+from cytokit.pages.figures.xai import (deletion_insertion, per_class_curves, sufficiency_curves,
                                        superpixel_histogram)
 
 __all__ = ["class_distribution", "class_pie", "confusion_heatmap", "confusion_panels", "deletion_insertion",

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cytokit.book.figures.style import SPLIT_COLOURS, layout
+from cytokit.pages.figures.style import SPLIT_COLOURS, layout
 from cytokit.evaluation.statistics import FEW_IMAGES
 
 

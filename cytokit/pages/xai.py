@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cytokit import resources
-from cytokit.book import figures, prose
+from cytokit.pages import figures, words
 from cytokit.book.chapter import Chapter, ChapterData
 from cytokit.data import embedded, synthetic
 from cytokit.evaluation import statistics
@@ -159,13 +159,13 @@ def _fill_record(exp: Experiment, kind: str, seed: int) -> dict:
 
 
 def _record_study_curve(chapter: Chapter, exp: Experiment) -> None:
-    """The study's own setting (grey fill) as plain numbers and sentences for the prose."""
+    """The study's own setting (grey fill) as plain numbers and sentences for the words."""
     grey = chapter.metrics["fills"]["grey"]
     chapter.record("full_image_precision", exp.results["grey"]["top"].reference("precision_weighted"))
     for curve, key in (("top", "predicted"), ("first", "first"), ("random", "random"), ("bottom", "bottom")):
         low, high = grey["sufficient_n_ci95"][curve]
         chapter.record(f"sufficient_n_{key}", grey["sufficient_n"][curve])
-        chapter.record(f"sufficient_n_{key}_text", prose.sufficient_n_with_interval(grey["sufficient_n"][curve],
+        chapter.record(f"sufficient_n_{key}_text", words.sufficient_n_with_interval(grey["sufficient_n"][curve],
                                                                                      low, high))
 
 
@@ -176,7 +176,7 @@ def fill_table(chapter: Chapter) -> pd.DataFrame:
         for curve in CURVES:
             low, high = rec["sufficient_n_ci95"][curve]
             rows.append({"fill": kind, "ranking": CURVES[curve], "images": rec["n_images"],
-                         "smallest sufficient n": prose.marked(prose.sufficient_n_with_interval(
+                         "smallest sufficient n": words.marked(words.sufficient_n_with_interval(
                              rec["sufficient_n"][curve], low, high), rec["n_images"])})
     return pd.DataFrame(rows).pivot(index="ranking", columns="fill", values="smallest sufficient n")[list(fills.FILLS)]
 
@@ -186,10 +186,10 @@ def conclusions(chapter: Chapter) -> pd.DataFrame:
     rows, sentences = {}, []
     for key, _, _, meaning in COMPARISONS:
         verdicts = {kind: rec["differences"][key] for kind, rec in chapter.metrics["fills"].items()}
-        rows[meaning] = {kind: prose.difference_cell(c) for kind, c in verdicts.items()}
-        sentences.append(prose.across_fills(meaning, {k: c["verdict"] for k, c in verdicts.items()}))
+        rows[meaning] = {kind: words.difference_cell(c) for kind, c in verdicts.items()}
+        sentences.append(words.across_fills(meaning, {k: c["verdict"] for k, c in verdicts.items()}))
     family = [rec["differences"][key] for rec in chapter.metrics["fills"].values() for key, *_ in COMPARISONS]
-    sentences.append(prose.family(family, "differences in the table"))
+    sentences.append(words.family(family, "differences in the table"))
     chapter.record("fills_statement", " ".join(sentences))
     return pd.DataFrame(rows).T[list(fills.FILLS)]
 
@@ -241,8 +241,8 @@ def randomisation(chapter: Chapter, model, images, segments, exp: Experiment, su
         "steps": [{"order": int(r.order), "step": r.step, "method": r.method, "spearman": r.mean,
                    "ci95": [r.low, r.high], "images": int(r.n)} for r in summary.itertuples()],
         "verdicts": summary.attrs["verdicts"]})
-    chapter.record("randomisation_statement", prose.randomisation(summary))
-    return summary.assign(spearman=[prose.marked(prose.number_with_interval(m, lo, hi), n) for m, lo, hi, n in
+    chapter.record("randomisation_statement", words.randomisation(summary))
+    return summary.assign(spearman=[words.marked(words.number_with_interval(m, lo, hi), n) for m, lo, hi, n in
                                     zip(summary["mean"], summary["low"], summary["high"], summary["n"])])[
         ["step", "method", "spearman", "n"]].set_index(["step", "method"])
 
@@ -263,11 +263,11 @@ def stability(chapter: Chapter, model, images, segments, y_true, subset_idx, lab
         iv = statistics.mean_interval(values[~np.isnan(values)], bounds=(-1, 1) if "spearman" in key else (0, 1))
         record[f"lime_{key}" if key.startswith("seed") else f"samples_{num_samples}_vs_{more_samples}_"
                + key.removeprefix("samples_")] = {"value": iv.estimate, "ci95": iv.as_list(), "images": iv.n}
-        rows.append({"check": label, "mean": prose.marked(prose.number_with_interval(iv.estimate, iv.low, iv.high),
+        rows.append({"check": label, "mean": words.marked(words.number_with_interval(iv.estimate, iv.low, iv.high),
                                                            iv.n),
                      "images": iv.n})
     chapter.keep("stability", record)
-    chapter.record("stability_statement", prose.stability(record, lime_seeds, num_samples, more_samples))
+    chapter.record("stability_statement", words.stability(record, lime_seeds, num_samples, more_samples))
     return pd.DataFrame(rows).set_index("check")
 
 
@@ -297,21 +297,21 @@ def deletion_and_insertion(chapter: Chapter, model, images, segments, exp: Exper
         record.setdefault(method, {})[kind] = {"value": iv.estimate, "ci95": iv.as_list(), "images": iv.n}
         chapter.record(f"{kind}_auc_{method.lower().replace('-', '')}", iv.estimate)
         rows.append({"method": method, "kind": kind,
-                     "mean AUC": prose.marked(prose.number_with_interval(iv.estimate, iv.low, iv.high, 3), iv.n)})
+                     "mean AUC": words.marked(words.number_with_interval(iv.estimate, iv.low, iv.high, 3), iv.n)})
     for kind in ("deletion", "insertion"):
         per = aucs[aucs["kind"] == kind].pivot(index="image", columns="method", values="auc")
         c = statistics.paired_mean_difference(per["LIME"], per["random"], ("LIME", "random"), f"{kind} AUC",
                                               bounds=(-1, 1))
         record[f"lime_minus_random_{kind}"] = c.as_dict()
     chapter.keep("deletion_insertion", record)
-    chapter.record("deletion_statement", prose.deletion(record))
+    chapter.record("deletion_statement", words.deletion(record))
     return pd.DataFrame(rows).pivot(index="method", columns="kind", values="mean AUC"), result.mean_curves()
 
 
 def ground_truth(chapter: Chapter, data: ChapterData, chosen, segments, exp: Experiment):
     """On synthetic cells, how much of the top superpixels lies on the cell and nucleus; records the statement."""
     synthetic_cells = embedded.is_synthetic(data.root)
-    chapter.record("ground_truth_statement", prose.ground_truth(synthetic_cells))
+    chapter.record("ground_truth_statement", words.ground_truth(synthetic_cells))
     if not synthetic_cells:
         return pd.DataFrame()
     masks = [synthetic.masks(data.root, p) for p in chosen["path"]]
@@ -352,4 +352,4 @@ def beside_study(chapter: Chapter) -> pd.DataFrame:
 
 def conclusion(chapter: Chapter, is_synthetic: bool) -> str:
     """Records the chapter's closing sentences from the verdicts under every fill."""
-    return chapter.record("conclusion", prose.xai_conclusion(chapter.metrics, THRESHOLD, is_synthetic))
+    return chapter.record("conclusion", words.xai_conclusion(chapter.metrics, THRESHOLD, is_synthetic))

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cytokit.book.figures.style import LINEAGE_COLOURS, SPLIT_COLOURS, layout, png_uri
+from cytokit.pages.figures.style import LINEAGE_COLOURS, SPLIT_COLOURS, layout, png_uri
 from cytokit.data import taxonomy
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cytokit.book.figures.style import SPLIT_COLOURS, layout
+from cytokit.pages.figures.style import SPLIT_COLOURS, layout
 
 BAR_COLOUR = "#c8c8c8"
 PREDICTED_COLOUR = SPLIT_COLOURS["test"]

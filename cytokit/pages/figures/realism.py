@@ -5,8 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cytokit.book.figures.data import image_grid
-from cytokit.book.figures.style import layout
+from cytokit.pages.figures.data import image_grid
+from cytokit.pages.figures.style import layout
 from cytokit.data import realism
 
 CHANNEL_COLOURS = {"red": "#c0392b", "green": "#27ae60", "blue": "#2c6fbb"}
