@@ -1,8 +1,11 @@
 """End to end: the smoke profile through the runner, the book built, figures drawn in Chromium."""
 
 import hashlib
+import importlib
+import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 import chromium
 import pages
 from conftest import ROOT
+from method_on_page import METHOD
 
 pytestmark = pytest.mark.slow
 
@@ -183,3 +187,34 @@ def test_real_and_synthetic_cells_side_by_side_and_the_sim_to_real_figure_on_the
     ba = realism.published()["synthetic"]["balanced_accuracy"]
     assert f"{100 * ba['low']:.1f}–{100 * ba['high']:.1f} %" in found
     assert "What the embedded data can and cannot say" in (html / "findings.html").read_text(encoding="utf-8")
+
+
+def _page(smoke_run, chapter: str) -> Path:
+    return smoke_run / "book" / "_build" / "html" / "notebooks" / f"{chapter}.html"
+
+
+def _squeezed(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@pytest.mark.parametrize("chapter", sorted(METHOD))
+def test_each_chapter_shows_the_code_of_its_method_as_the_package_runs_it(smoke_run, chapter):
+    assert METHOD[chapter], f"{chapter} names no function of its method to show"
+    text = _squeezed(pages.text_of(_page(smoke_run, chapter)))
+    for module, name in METHOD[chapter]:
+        source = inspect.getsource(getattr(importlib.import_module(module), name))
+        missing = [line for line in source.splitlines() if line.strip() and _squeezed(line) not in text]
+        assert missing == [], f"{chapter} does not show {module}.{name} as it is: {missing[:3]}"
+
+
+@pytest.mark.parametrize("chapter", ["01_data", "02_baseline", "03_tuning", "04_augmentation", "05_test_results",
+                                     "06_xai"])
+def test_every_figure_is_numbered_by_sphinx_with_a_caption_and_the_chapter_ends_with_a_summary(smoke_run, chapter):
+    raw = _page(smoke_run, chapter).read_text(encoding="utf-8")
+    figures = re.findall(r"(?s)<figure\b.*?</figure>", raw)
+    assert figures, f"{chapter} has no numbered figure"
+    unnumbered = [f[:200] for f in figures if not re.search(r'class="caption-number">Fig\. \d+', f)]
+    assert unnumbered == [], f"{chapter}: figures without a Sphinx number and caption: {unnumbered[:2]}"
+    assert not re.search(r"\bFigure \d+\.\d+\b", pages.text_of(_page(smoke_run, chapter))), \
+        f"{chapter} types a figure number by hand"
+    assert re.search(r'<h2>Summary<a class="headerlink"', raw), f"{chapter} has no Summary section"

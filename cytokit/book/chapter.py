@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cytokit import io, paths
+from cytokit.book.facts import checked_facts
 from cytokit.book.glue import glue
 from cytokit.data import image_cache
 from cytokit.data import manifest as manifests
@@ -116,8 +117,15 @@ class Chapter:
                 "`cytokit fetch-study-models DIR` and pass `--study-models DIR` (see data/README.md)")
         return found
 
-    def record(self, key: str, value):
-        """Keep a headline number for ``metrics.json`` and glue it for the prose."""
+    def record(self, key, value=None):
+        """Keep a headline number for ``metrics.json`` and glue it for the prose.
+
+        ``record(result)`` or ``record(result, "prefix_")`` records every fact of a step's
+        result (:mod:`cytokit.book.facts`) under its declared keys, prefixed.
+        """
+        if not isinstance(key, str):
+            prefix = value or ""
+            return {k: self.record(prefix + k, v) for k, v in checked_facts(key).items()} and key
         if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
             value = value.item()  # numpy scalars would paste as "np.float64(...)"
         self.metrics[key] = value
