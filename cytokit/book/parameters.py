@@ -63,10 +63,6 @@ def _one_of(*choices):
     return (lambda v: v in choices), "one of " + ", ".join(repr(c) for c in choices)
 
 
-def _flag():
-    return (lambda v: isinstance(v, bool)), "true or false"
-
-
 def _cache():
     return (lambda v: isinstance(v, bool) or v in ("memory", "disk", "auto")), \
         "true, false, 'memory', 'disk' (a file in the run folder) or 'auto' (memory when it fits, else disk)"

@@ -225,9 +225,3 @@ def improved(a: pd.DataFrame, b: pd.DataFrame, column: str = "f1", tol: float = 
     res = res.fillna(False).astype(bool)
     res.name = f"{column}_improved"
     return res
-
-
-def split_comparison(val: dict, test: dict, keys) -> pd.DataFrame:
-    """One model's headline metrics on validation and test, with test - validation."""
-    return pd.DataFrame({"validation": [val[k] for k in keys], "test": [test[k] for k in keys]},
-                        index=list(keys)).assign(difference=lambda d: d["test"] - d["validation"])
