@@ -84,6 +84,33 @@ def localisation(segments: np.ndarray, ranking, n: int, cell_mask: np.ndarray,
             "area": area / top.size, "cell_chance": float(cell.mean()), "nucleus_chance": float(nucleus.mean())}
 
 
+def cell_superpixels(segments: np.ndarray, cell_mask: np.ndarray, inside: float = 0.5) -> np.ndarray:
+    """Per superpixel id (ascending), whether at least ``inside`` of its area lies in the cell."""
+    segments, cell = np.asarray(segments), np.asarray(cell_mask, bool)
+    if cell.shape != segments.shape:
+        raise ValueError(f"mask {cell.shape} does not match the segments {segments.shape}")
+    ids, inverse = np.unique(segments, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    share = np.bincount(inverse, weights=cell.reshape(-1), minlength=len(ids)) / np.bincount(inverse, minlength=len(ids))
+    return share >= inside
+
+
+def top_in_cell(segments_list, rankings, cell_masks, inside: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: whether the ranking's top superpixel lies in the cell, and the chance that a random one does.
+
+    A superpixel "lies in the cell" when at least ``inside`` of its area does; chance is
+    the share of the image's superpixels that do, what a random ranking's top one scores
+    on average.
+    """
+    hits, chance = [], []
+    for seg, ranking, cell in zip(segments_list, rankings, cell_masks):
+        inside_cell = cell_superpixels(seg, cell, inside)
+        ids = np.unique(np.asarray(seg))
+        hits.append(bool(inside_cell[np.searchsorted(ids, ranking_of(ranking)[0])]))
+        chance.append(float(inside_cell.mean()))
+    return np.asarray(hits, dtype=float), np.asarray(chance, dtype=float)
+
+
 def localisation_table(segments_list, rankings_by_method: dict, masks: Sequence[tuple], ns=(1, 5, 15)) -> pd.DataFrame:
     """:func:`localisation` for every image, ranking method and n (images with fewer superpixels left out).
 

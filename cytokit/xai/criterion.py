@@ -6,9 +6,11 @@ the smallest sufficient n is read under accuracy and balanced accuracy too
 (:data:`cytokit.xai.sufficiency.CRITERIA`), each against two thirds of its own
 full-image score. When no tested n reaches the threshold, the sufficient n is the full
 image (``"all"``): at the largest superpixel count every image is whole, and a whole
-image always passes. Two rankings of the same images are compared by the difference of
-their smallest sufficient n, with a bootstrap interval over images and a paired
-permutation test that swaps the two rankings' explanation images per image.
+image always passes. Two rankings of the same images are compared under each criterion by
+its curve's mean over the tested n (:func:`compare`: a bootstrap interval over images and
+a paired permutation test that swaps the two rankings' explanation images per image); the
+difference of their smallest sufficient n is given beside it, with its interval
+(:func:`n_saved`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from cytokit.xai.sufficiency import CRITERIA, THRESHOLD, SufficiencyResult
 #: Names of the criteria as the tables print them.
 CRITERION_NAMES = {"precision_weighted": "weighted precision (the study's)", "accuracy": "accuracy",
                    "balanced_accuracy": "balanced accuracy"}
-#: The statistic of :func:`compare`: positive when ``a`` suffices with fewer superpixels than ``b``.
-SAVED = "superpixels saved (n of b - n of a)"
 #: The names ``statistics.scores`` gives the criteria.
 _SCORE_KEY = {"precision_weighted": "precision", "accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy"}
 
@@ -95,36 +95,63 @@ def sufficient_n(result: SufficiencyResult, metric: str = "precision_weighted", 
     return SufficientN(_shown(ns, point), _shown(ns, int(np.floor(low))), _shown(ns, int(np.ceil(high))))
 
 
-def compare(a: SufficiencyResult, b: SufficiencyResult, metric: str = "precision_weighted", names=("a", "b"),
-            threshold: float = THRESHOLD, resamples: int = statistics.RESAMPLES, seed: int = 0) -> statistics.Comparison:
-    """n of ``b`` minus n of ``a`` on the same images (positive: ``a`` suffices with fewer superpixels).
-
-    Interval: images resampled, both rankings read on the same resample. Test: a paired
-    permutation test that swaps, image by image, which ranking's explanation images are
-    whose (``scipy.stats.permutation_test``).
-    """
-    _check_metric(metric)
+def _paired(a: SufficiencyResult, b: SufficiencyResult):
+    """Both results' prediction rows side by side (image i of ``b`` is column N + i), their truth and n grid."""
     if not (np.array_equal(a.y_true, b.y_true) and np.array_equal(a.full_pred, b.full_pred) and a.ns == b.ns):
         raise ValueError("the two results must be of the same images, full-image predictions and n")
-    n_img, k = len(a.y_true), len(a.class_names)
-    rows = np.concatenate([prediction_rows(a), prediction_rows(b)], axis=1)  # image i of b is column N + i
-    truth = np.concatenate([a.y_true, a.y_true])
-    ns = np.maximum(grid(a), grid(b))
+    rows = np.concatenate([prediction_rows(a), prediction_rows(b)], axis=1)
+    return rows, np.concatenate([a.y_true, a.y_true]), np.maximum(grid(a), grid(b))
 
-    def saved(x, y, axis=-1):
+
+def _batched(fn, n_img):
+    """``fn(x, y)`` on index arrays (B, N) as ``scipy.stats`` calls a vectorised statistic (any batch shape)."""
+    def statistic(x, y, axis=-1):
         x, y = np.moveaxis(np.asarray(x), axis, -1), np.moveaxis(np.asarray(y), axis, -1)
-        shape = x.shape[:-1]
-        x, y = x.reshape(-1, n_img), y.reshape(-1, n_img)
-        diff = ns[positions(rows, truth, y, k, metric, threshold)] - ns[positions(rows, truth, x, k, metric, threshold)]
-        return diff.reshape(shape)
+        return fn(x.reshape(-1, n_img), y.reshape(-1, n_img)).reshape(x.shape[:-1])
+    return statistic
+
+
+def compare(a: SufficiencyResult, b: SufficiencyResult, metric: str = "precision_weighted", names=("a", "b"),
+            resamples: int = statistics.RESAMPLES, seed: int = 0) -> statistics.Comparison:
+    """``metric`` averaged over the tested n, ``a`` minus ``b``, on the same images (positive: ``a``'s explanation
+    images keep the model's calls better).
+
+    The smallest sufficient n is a threshold crossing, and a test of it has little power
+    (swapping half the images' rankings moves both curves to the threshold); the curve's
+    mean over n carries the same ordering without the threshold. Interval: images resampled,
+    both rankings read on the same resample. Test: a paired permutation test that swaps,
+    image by image, which ranking's explanation images are whose (``scipy.stats.permutation_test``).
+    """
+    _check_metric(metric)
+    rows, truth, _ = _paired(a, b)
+    n_img, k = len(a.y_true), len(a.class_names)
+
+    def area(x, y):
+        return np.nanmean(_row_scores(rows[:-1], truth, x, k, metric) - _row_scores(rows[:-1], truth, y, k, metric),
+                          axis=0)
 
     own, other = np.arange(n_img), np.arange(n_img) + n_img
-    point = float(saved(own[None], other[None])[0])
-    low, high = statistics.bootstrap_images(lambda idx: saved(idx, idx + n_img), n_img, resamples, seed)
-    test = stats.permutation_test((own, other), saved, permutation_type="samples", vectorized=True,
+    statistic = _batched(area, n_img)
+    low, high = statistics.bootstrap_images(lambda idx: area(idx, idx + n_img), n_img, resamples, seed)
+    test = stats.permutation_test((own, other), statistic, permutation_type="samples", vectorized=True,
                                   n_resamples=int(resamples), rng=np.random.default_rng(seed))
-    return statistics.Comparison(names[0], names[1], f"{SAVED}, {CRITERION_NAMES[metric]}", point, float(low),
-                                 float(high), float(test.pvalue), "paired permutation")
+    return statistics.Comparison(names[0], names[1], f"{CRITERION_NAMES[metric]} over n", float(area(own[None],
+                                 other[None])[0]), float(low), float(high), float(test.pvalue), "paired permutation")
+
+
+def n_saved(a: SufficiencyResult, b: SufficiencyResult, metric: str = "precision_weighted",
+            threshold: float = THRESHOLD, resamples: int = statistics.RESAMPLES, seed: int = 0) -> statistics.Interval:
+    """n of ``b`` minus n of ``a`` (superpixels ``a`` saves) with its bootstrap interval: a description, not a test."""
+    _check_metric(metric)
+    rows, truth, ns = _paired(a, b)
+    n_img, k = len(a.y_true), len(a.class_names)
+
+    def saved(x, y):
+        return ns[positions(rows, truth, y, k, metric, threshold)] - ns[positions(rows, truth, x, k, metric, threshold)]
+
+    own = np.arange(n_img)
+    low, high = statistics.bootstrap_images(lambda idx: saved(idx, idx + n_img), n_img, resamples, seed)
+    return statistics.Interval(float(saved(own[None], own[None] + n_img)[0]), float(low), float(high))
 
 
 @dataclass(frozen=True)
@@ -132,7 +159,8 @@ class CriterionTable:
     """Smallest sufficient n per criterion and ranking, and each comparison's verdict under each criterion."""
 
     table: pd.DataFrame  # rows: criterion; columns: full_image, threshold, then one SufficientN per ranking
-    comparisons: dict  # (criterion, key) -> statistics.Comparison
+    comparisons: dict  # (criterion, key) -> statistics.Comparison of the criterion's mean over n
+    saved: dict  # (criterion, key) -> statistics.Interval: n of b - n of a
     images_per_n: dict
 
     def holds(self, key: str) -> dict[str, bool]:
@@ -147,15 +175,18 @@ class CriterionTable:
                               "threshold": row["threshold"],
                               "sufficient_n": {r: row[r].as_dict() for r in row.index if isinstance(row[r], SufficientN)},
                               "comparisons": {key: c.as_dict() for (crit, key), c in self.comparisons.items()
-                                              if crit == criterion}}
+                                              if crit == criterion},
+                              "superpixels_saved": {key: {"value": v.estimate, "ci95": v.as_list()}
+                                                    for (crit, key), v in self.saved.items() if crit == criterion}}
         return to_jsonable({"criteria": out, "images_per_n": self.images_per_n})
 
 
 def criterion_table(results: dict[str, SufficiencyResult], pairs=(("predicted", "first"), ("predicted", "random")),
                     criteria=CRITERIA, threshold: float = THRESHOLD, resamples: int = statistics.RESAMPLES,
                     seed: int = 0) -> CriterionTable:
-    """Under each criterion: every ranking's smallest sufficient n, and ``a`` against ``b`` for each pair."""
-    rows, comparisons = [], {}
+    """Under each criterion: every ranking's smallest sufficient n, and ``a`` against ``b`` for each pair
+    (:func:`compare`, :func:`n_saved`)."""
+    rows, comparisons, saved = [], {}, {}
     first = next(iter(results.values()))
     for criterion in criteria:
         row = {"criterion": criterion, "full_image": first.reference(criterion),
@@ -163,7 +194,8 @@ def criterion_table(results: dict[str, SufficiencyResult], pairs=(("predicted", 
         row.update({name: sufficient_n(r, criterion, threshold, resamples, seed) for name, r in results.items()})
         rows.append(row)
         for a, b in pairs:
-            comparisons[(criterion, f"{a}_vs_{b}")] = compare(results[a], results[b], criterion, (a, b), threshold,
-                                                              resamples, seed)
+            comparisons[(criterion, f"{a}_vs_{b}")] = compare(results[a], results[b], criterion, (a, b), resamples,
+                                                              seed)
+            saved[(criterion, f"{a}_vs_{b}")] = n_saved(results[a], results[b], criterion, threshold, resamples, seed)
     images = {name: r.images_per_n()["images"].to_dict() for name, r in results.items()}
-    return CriterionTable(pd.DataFrame(rows).set_index("criterion"), comparisons, images)
+    return CriterionTable(pd.DataFrame(rows).set_index("criterion"), comparisons, saved, images)

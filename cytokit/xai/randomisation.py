@@ -452,3 +452,24 @@ def independent_check(model, images_uint8, segments_list, trained: Sequence[Expl
                                 randomisation_seed=randomisation_seed, layer_name=layer_name, order="independent",
                                 progress=progress)
     return IndependentRandomisation(summarise(table, resamples, seed), len(trained))
+
+
+def gradcam_check(model, images_uint8, segments_list, labels, layers: Sequence[str], order: str = "cascade",
+                  randomisation_seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """The check for Grad-CAM alone, read on each of ``layers``: the table of :func:`randomisation_check`,
+    one ``method`` per layer (``"Grad-CAM <layer>"``); no LIME, so it costs a few heatmaps per step."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {sorted(ORDERS)}; got {order!r}")
+    labels = [int(v) for v in labels]
+    trained = {layer: gradcam_heat(model, images_uint8, segments_list, labels, layer) for layer in layers}
+    rows = []
+    for layer in layers:
+        again = gradcam_heat(model, images_uint8, segments_list, labels, layer)
+        rows += _rows(BASELINE, 0, f"Grad-CAM {layer}", trained[layer], again)
+    steps = progress_bar(ORDERS[order](model, randomisation_seed), enabled=progress,
+                         total=len(cascade_steps(model)), desc=f"Grad-CAM randomisation ({order})", leave=False)
+    for k, (name, randomised) in enumerate(steps, start=1):
+        for layer in layers:
+            heat = gradcam_heat(randomised, images_uint8, segments_list, labels, layer)
+            rows += _rows(name, k, f"Grad-CAM {layer}", trained[layer], heat)
+    return pd.DataFrame(rows, columns=COLUMNS)
