@@ -16,8 +16,8 @@ run:
 - **faithfulness**: its ranking's symmetric relevance gain (grey fill) beats a random
   ranking's (paired over images; :mod:`cytokit.xai.srg`).
 
-If no block passes, the last block is returned with ``passed`` False, and its evidence
-says why.
+If no block passes every check, the finest of those that pass the most is returned with
+``passed`` False, and the evidence says which checks failed.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class LayerChoice:
     def facts(self) -> dict:
         """metrics.json's ``gradcam_layer`` entry."""
         return to_jsonable({"layer": self.layer, "block": self.block, "passed": self.passed, "checks": list(self.checks),
-                            "rule": "the finest conv block whose Grad-CAM map passes every check",
+                            "rule": "the finest conv block whose Grad-CAM map passes every check (if none does, the "
+                                    "finest of those passing the most)",
                             "evidence": self.evidence.reset_index().to_dict(orient="records")})
 
 
@@ -112,16 +113,16 @@ def choose_layer(model, images, segments_list, labels, cell_masks=None, steps: i
                "srg": float(faithful.scores.loc[("grey", layer), "srg"]), "srg_minus_random": gain.difference,
                "srg_minus_random_ci95": [gain.low, gain.high], "srg_p_value": gain.p_value,
                "faithfulness": gain.verdict}
-        ok = rand_verdicts[method] == randomisation.PASSES and gain.verdict == statistics.BETTER
+        passed = [rand_verdicts[method] == randomisation.PASSES, gain.verdict == statistics.BETTER]
         if cell_masks is not None:
             loc, hit, chance = _localisation(rankings[layer], segments_list, cell_masks, layer, resamples, seed)
             row.update({"top_in_cell": hit, "chance": chance, "in_cell_minus_chance": loc.difference,
                         "in_cell_minus_chance_ci95": [loc.low, loc.high], "in_cell_p_value": loc.p_value,
                         "localisation": loc.verdict})
-            ok = ok and loc.verdict == statistics.BETTER
-        row["passes"] = bool(ok)
+            passed.append(loc.verdict == statistics.BETTER)
+        row["checks_passed"] = int(sum(passed))
+        row["passes"] = all(passed)
         rows.append(row)
     evidence = pd.DataFrame(rows).set_index("block")
-    passing = evidence[evidence["passes"]]
-    chosen = passing.iloc[0] if len(passing) else evidence.iloc[-1]
-    return LayerChoice(str(chosen["layer"]), str(chosen.name), bool(len(passing)), evidence, tuple(checks))
+    chosen = evidence[evidence["checks_passed"] == evidence["checks_passed"].max()].iloc[0]
+    return LayerChoice(str(chosen["layer"]), str(chosen.name), bool(chosen["passes"]), evidence, tuple(checks))
