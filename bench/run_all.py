@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["pipeline", "cache", "augmentation", "training", "lime_speed", "scale", "book"]
+ORDER = ["pipeline", "cache", "augmentation", "training", "lime_speed", "xai_robustness", "scale", "book"]
 #: The one command for the GPU figures of the full profile; its result is copied from bench/gpu/.
 GPU_PROTOCOL = "python bench/gpu_protocol.py"
 

@@ -7,7 +7,7 @@ penultimate features (the input of its last Dense layer), distances as a share o
 mean distance between the real images' class centroids:
 
 - **distance to the data**: from a filled image to the nearest *other* real image of the
-  sample (a nearest-neighbour out-of-distribution score); a real image's distance to its
+  sample (a nearest-neighbour out-of-distribution score, Sun et al., 2022); a real image's distance to its
   nearest other real image is the level of data, and the difference image by image is
   the fill's excess. A fill can score low here by collapsing every image onto one spot
   where some real images lie (grey images onto artefacts), so the next two say more:
