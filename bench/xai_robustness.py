@@ -225,7 +225,7 @@ def explain_side(side: str, report: Report, model, chosen, images, y_true, class
     facts["fill_distance"] = distance.facts()
     real = distance.real
     show(f"{side}: fill distance (units: the between-class distance {distance.between_class:.3g}); real images: "
-         f"distance {real['distance']['value']:.3f} ({real['distance']['ci95'][0]:.3f}-{real['distance']['ci95'][1]:.3f}),"
+         f"distance {real['distance']['value']:.3f} {np.round(real['distance']['ci95'], 3).tolist()},"
          f" absorbed {real['absorbed']['value']:.3f}",
          distance.table.assign(excess=[cell(distance.excess[i]) for i in distance.table.index]).round(3))
 
@@ -235,7 +235,8 @@ def explain_side(side: str, report: Report, model, chosen, images, y_true, class
     sub_segments = [base_segments[i] for i in subset]
     sub_labels = [labels[i] for i in subset]
     ranks = {"LIME": [runs["study"].predicted[i] for i in subset],
-             "Grad-CAM": gradcam.rankings(model, sub, sub_segments, sub_labels, choice.layer, progress=False, seed=seed),
+             "Grad-CAM": gradcam.rankings(model, sub, sub_segments, sub_labels, choice.layer, progress=False,
+                                          seed=seed),
              "random": [runs["study"].random[i] for i in subset],
              "class 0": [runs["study"].first[i] for i in subset]}
     tables = {}

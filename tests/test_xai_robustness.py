@@ -10,22 +10,9 @@ import pytest
 from cytokit.evaluation import statistics
 from cytokit.xai import agreement, criterion, explain, robustness, srg, superpixels
 from cytokit.xai.sufficiency import SufficiencyResult
+from test_xai import SIZE, grid_segments, toy_image  # the toy image and its 4x4 grid of superpixels
 
-SIZE = 32
-BLOCK = 8  # a 4x4 grid of 8x8 superpixels: ids 0..15, row-major
 TOP_LEFT = [0, 1, 4, 5]  # the superpixels of the top-left quadrant
-
-
-def grid_segments(size: int = SIZE, block: int = BLOCK) -> np.ndarray:
-    rows, cols = np.indices((size, size)) // block
-    return (rows * (size // block) + cols).astype(np.int32)
-
-
-def toy_image(seed: int) -> np.ndarray:
-    """Dark random background, bright top-left quadrant: the toy model's evidence for class 1."""
-    img = np.random.default_rng(seed).integers(0, 100, (SIZE, SIZE, 3)).astype(np.uint8)
-    img[: SIZE // 2, : SIZE // 2] = 250
-    return img
 
 
 def toy_predict(images: np.ndarray) -> np.ndarray:
@@ -44,7 +31,8 @@ def test_joint_explanations_equal_one_explanation_per_class():
         alone = explain.explain(toy_predict, img, seg, mode, true_label=2, num_samples=64, seed=3)
         assert joint[mode].weights == alone.weights
         assert joint[mode].label == alone.label and joint[mode].label_mode == mode
-        assert joint[mode].score == pytest.approx(alone.score) and joint[mode].intercept == pytest.approx(alone.intercept)
+        assert joint[mode].score == pytest.approx(alone.score)
+        assert joint[mode].intercept == pytest.approx(alone.intercept)
     assert joint["predicted"].label == 1 and joint["first"].label == 0
     assert set(joint["predicted"].ranking[:4].tolist()) == set(TOP_LEFT)
 

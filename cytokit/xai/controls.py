@@ -91,7 +91,8 @@ def cell_superpixels(segments: np.ndarray, cell_mask: np.ndarray, inside: float 
         raise ValueError(f"mask {cell.shape} does not match the segments {segments.shape}")
     ids, inverse = np.unique(segments, return_inverse=True)
     inverse = inverse.reshape(-1)
-    share = np.bincount(inverse, weights=cell.reshape(-1), minlength=len(ids)) / np.bincount(inverse, minlength=len(ids))
+    inside_px = np.bincount(inverse, weights=cell.reshape(-1), minlength=len(ids))
+    share = inside_px / np.bincount(inverse, minlength=len(ids))
     return share >= inside
 
 

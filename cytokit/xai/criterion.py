@@ -173,7 +173,8 @@ class CriterionTable:
         for criterion, row in self.table.iterrows():
             out[criterion] = {"name": CRITERION_NAMES[criterion], "full_image": row["full_image"],
                               "threshold": row["threshold"],
-                              "sufficient_n": {r: row[r].as_dict() for r in row.index if isinstance(row[r], SufficientN)},
+                              "sufficient_n": {r: row[r].as_dict() for r in row.index
+                                               if isinstance(row[r], SufficientN)},
                               "comparisons": {key: c.as_dict() for (crit, key), c in self.comparisons.items()
                                               if crit == criterion},
                               "superpixels_saved": {key: {"value": v.estimate, "ci95": v.as_list()}

@@ -114,12 +114,9 @@ def _hidden_image(image: np.ndarray, segments: np.ndarray, hide_color) -> np.nda
     mean colour truncated to the image's dtype, as lime computes it."""
     if hide_color is not None:
         return np.full_like(image, hide_color)
-    ids, inverse = np.unique(segments, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    pixels = image.reshape(-1, image.shape[-1]).astype(np.float64)
-    size = np.bincount(inverse, minlength=len(ids))
-    means = np.stack([np.bincount(inverse, weights=pixels[:, c], minlength=len(ids)) / size
-                      for c in range(pixels.shape[1])], axis=1)
+    from cytokit.xai.fills import segment_means
+
+    means, inverse = segment_means(image, segments)
     return means.astype(image.dtype)[inverse].reshape(image.shape)
 
 
@@ -189,20 +186,24 @@ def explain_all_labels(model, images: Sequence[np.ndarray], segments_list: Seque
 
 
 def to_arrays(explanations: Sequence[Explanation]) -> dict[str, np.ndarray]:
-    """Explanations as plain arrays (``numpy.savez`` without pickles), superpixel ids 0..k-1 as :func:`dense` makes them."""
+    """Explanations as plain arrays, to save with ``numpy.savez`` and no pickles (superpixel ids 0..k-1, as
+    :func:`dense` makes them)."""
     width = max(max(e.weights) + 1 for e in explanations)
     weights = np.full((len(explanations), width), np.nan)
     for row, e in zip(weights, explanations):
         row[list(e.weights)] = list(e.weights.values())
     return {"label": np.array([e.label for e in explanations]), "weights": weights,
             "full_probs": np.stack([e.full_probs for e in explanations]),
-            "score": np.array([e.score for e in explanations]), "intercept": np.array([e.intercept for e in explanations]),
-            "num_samples": np.array([e.num_samples for e in explanations]), "seed": np.array([e.seed for e in explanations]),
+            "score": np.array([e.score for e in explanations]),
+            "intercept": np.array([e.intercept for e in explanations]),
+            "num_samples": np.array([e.num_samples for e in explanations]),
+            "seed": np.array([e.seed for e in explanations]),
             "label_mode": np.array([e.label_mode for e in explanations])}
 
 
 def from_arrays(arrays) -> list[Explanation]:
-    """The explanations :func:`to_arrays` wrote, rankings rebuilt from the weights as :func:`explain_labels` orders them."""
+    """The explanations :func:`to_arrays` wrote; rankings rebuilt from the weights as :func:`explain_labels` orders
+    them."""
     out = []
     for i in range(len(arrays["label"])):
         row = np.asarray(arrays["weights"][i], float)

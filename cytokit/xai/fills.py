@@ -77,6 +77,12 @@ def superpixel_means(image_uint8: np.ndarray, segments: np.ndarray) -> np.ndarra
     nearer colour and differs from it by less than one grey level.
     """
     image = check_uint8(image_uint8)
+    means, inverse = segment_means(image, segments)
+    return np.clip(np.rint(means), 0, 255).astype(np.uint8)[inverse].reshape(image.shape)
+
+
+def segment_means(image: np.ndarray, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k, C) float mean colour of each superpixel (ids ascending), and each pixel's index into them (flat)."""
     segments = np.asarray(segments)
     if segments.shape != image.shape[:2]:
         raise ValueError(f"segments {segments.shape} do not match the image {image.shape[:2]}")
@@ -86,7 +92,7 @@ def superpixel_means(image_uint8: np.ndarray, segments: np.ndarray) -> np.ndarra
     size = np.bincount(inverse, minlength=len(ids))
     means = np.stack([np.bincount(inverse, weights=pixels[:, c], minlength=len(ids)) / size
                       for c in range(pixels.shape[1])], axis=1)
-    return np.clip(np.rint(means), 0, 255).astype(np.uint8)[inverse].reshape(image.shape)
+    return means, inverse
 
 
 def source(image_uint8: np.ndarray, segments: np.ndarray, kind: str) -> np.ndarray:

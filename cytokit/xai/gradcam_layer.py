@@ -5,9 +5,9 @@ is 3 x 3 at 250 px and 2 x 2 at 64 px; upsampled bilinearly, its hottest pixels 
 corner, and its top superpixel on synthetic cells lies in the cell far less often than a
 random superpixel's. Rankings here break ties in a seeded random order
 (:func:`cytokit.xai.gradcam.rank_by_heat`), so an empty map (no positive evidence) ranks
-like the random control rather than putting the top-left superpixel first. :func:`choose_layer` reads Grad-CAM on the last layer of every conv
-block (:func:`candidate_layers`) and keeps the finest block that passes every check it can
-run:
+like the random control rather than putting the top-left superpixel first.
+:func:`choose_layer` reads Grad-CAM on the last layer of every conv block
+(:func:`candidate_layers`) and keeps the finest block that passes every check it can run:
 
 - **localisation** (cells with known masks, e.g. synthetic ones): the top superpixel lies
   in the cell more often than a random superpixel (paired over images: hit - chance);
@@ -69,7 +69,8 @@ class LayerChoice:
 
     def facts(self) -> dict:
         """metrics.json's ``gradcam_layer`` entry."""
-        return to_jsonable({"layer": self.layer, "block": self.block, "passed": self.passed, "checks": list(self.checks),
+        return to_jsonable({"layer": self.layer, "block": self.block, "passed": self.passed,
+                            "checks": list(self.checks),
                             "rule": "the finest conv block whose Grad-CAM map passes every check (if none does, the "
                                     "finest of those passing the most)",
                             "evidence": self.evidence.reset_index().to_dict(orient="records")})

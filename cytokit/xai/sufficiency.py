@@ -282,7 +282,8 @@ class SufficiencyResult:
         p = np.where(used, pred, k)
         cm = statistics.confusions(t, p, k + 1)[:, :k, :k]
         s = statistics.scores(cm)
-        return {"accuracy": s["accuracy"], "balanced_accuracy": s["balanced_accuracy"], "precision_weighted": s["precision"]}
+        return {"accuracy": s["accuracy"], "balanced_accuracy": s["balanced_accuracy"],
+                "precision_weighted": s["precision"]}
 
     def curve_intervals(self, resamples: int = statistics.RESAMPLES, seed: int = 0) -> pd.DataFrame:
         """Per n: images used, accuracy and weighted precision, each with its 95 % interval over images."""

@@ -47,7 +47,8 @@ SLIC_COMPACTNESS = 20
 METHODS = ("quickshift", "slic")
 
 
-def slic_superpixels(image_uint8: np.ndarray, n_segments: int = 45, compactness: float = SLIC_COMPACTNESS) -> np.ndarray:
+def slic_superpixels(image_uint8: np.ndarray, n_segments: int = 45,
+                     compactness: float = SLIC_COMPACTNESS) -> np.ndarray:
     """SLIC superpixels of one uint8 RGB image (in Lab colour, skimage's default), labelled 0..k-1 (int32)."""
     image = check_uint8(image_uint8)
     return dense(slic(image, n_segments=int(n_segments), compactness=float(compactness), start_label=0))
