@@ -43,7 +43,7 @@ from _common import Report, parser, synth_data  # noqa: E402
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
-pd.set_option("display.max_colwidth", 40)
+pd.set_option("display.max_colwidth", 90)
 
 #: Sizes per side: (robustness and fill distance, SRG and independent randomisation, Grad-CAM layer choice).
 SIZES = {"real": {"full": (100, 40, 24), "quick": (8, 4, 8)},
@@ -166,8 +166,10 @@ def explain_side(side: str, report: Report, model, chosen, images, y_true, class
     for col in printable.columns:
         printable[col] = printable[col].map(cell)
     show(f"{side}: smallest sufficient n per criterion ({len(images)} images)", printable)
-    show(f"{side}: comparisons per criterion (n of b - n of a)",
-         pd.Series({f"{c}: {k}": cell(v) for (c, k), v in table.comparisons.items()}).to_string())
+    show(f"{side}: comparisons per criterion (the criterion's mean over n, a - b; superpixels a saves)",
+         pd.Series({f"{c}: {k}": f"{cell(v)}; saves {table.saved[(c, k)].estimate:+.0f} "
+                                 f"({table.saved[(c, k)].low:+.0f} to {table.saved[(c, k)].high:+.0f})"
+                    for (c, k), v in table.comparisons.items()}).to_string())
     show(f"{side}: images per n", pd.DataFrame(table.images_per_n).T)
 
     # ---- Grad-CAM's layer
