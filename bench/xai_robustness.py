@@ -249,7 +249,8 @@ def explain_side(side: str, report: Report, model, chosen, images, y_true, class
         with timer(f"SRG curves, {kind} fill ({len(keep)} images)"):
             tables[kind] = srg.removal_curves(model, [sub[i] for i in keep], [sub_segments[i] for i in keep],
                                               {k_: [v[i] for i in keep] for k_, v in ranks.items()},
-                                              [sub_labels[i] for i in keep], kind, seed=seed, progress=False)
+                                              [sub_labels[i] for i in keep], kind, seed=seed,
+                                              workers=os.cpu_count() or 1, progress=False)
     pairs = [("LIME", "Grad-CAM"), ("LIME", "random"), ("LIME", "class 0"), ("Grad-CAM", "random")]
     combined = srg.combined_score(tables, pairs, seed=seed)
     facts["combined_score"] = combined.facts()

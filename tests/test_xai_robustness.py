@@ -327,3 +327,20 @@ def test_layer_dependence_reads_each_step_against_the_method_s_own_agreement():
     facts = rnd.IndependentRandomisation(summary.assign(undefined=0), 20).facts()
     assert [s["verdict"] for s in facts["steps"]] == ["reference", rnd.DEPENDS, rnd.NO_DEPENDENCE, rnd.INCONCLUSIVE,
                                                       rnd.NOT_MEASURED]
+
+
+def test_imputations_in_processes_are_the_serial_ones():
+    from cytokit.xai import fills
+
+    img, seg = toy_image(3), grid_segments()
+    masks = [seg < k for k in (2, 6, 11)]
+    serial = fills.fill_many(img, seg, masks, "imputed", seed=5)
+    with fills.processes(2) as pool:
+        pooled = fills.fill_many(img, seg, masks, "imputed", seed=5, executor=pool)
+    assert all(np.array_equal(a, b) for a, b in zip(serial, pooled))
+    assert all(np.array_equal(a, fills.fill(img, seg, m, "imputed", seed=5)) for a, m in zip(serial, masks))
+    images, segs = [toy_image(0), toy_image(1)], [seg, seg]
+    args = ({"a": [np.arange(16)] * 2}, [1, 1], "imputed", 4, 0)
+    pd_serial = srg.removal_curves(toy_predict, images, segs, *args, progress=False)
+    pd_pooled = srg.removal_curves(toy_predict, images, segs, *args, workers=2, progress=False)
+    assert pd_serial.equals(pd_pooled)

@@ -33,13 +33,14 @@ ORDERS = ("MIF", "LIF")
 
 def removal_curves(model, images, segments_list, rankings_by_method: dict, labels, fill: str = "grey",
                    steps: int = 10, seed: int = 0, full_probs=None, batch_size: int | None = None,
-                   progress: bool = True) -> pd.DataFrame:
+                   workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """Both removal orders of every ranking under one fill, in one predict stream: a long table.
 
     Columns: ``image``, ``method``, ``order`` (MIF/LIF), ``removed`` (superpixels),
     ``fraction`` and ``prob`` (the probability of ``labels[i]``). The end points are shared by
     every method: nothing removed is the full image, everything removed the fully filled one.
-    Image ``i``'s fill is seeded ``image_seed(seed, i)`` (the imputation's noise).
+    Image ``i``'s fill is seeded ``image_seed(seed, i)`` (the imputation's noise); with
+    ``workers`` > 1 the imputations run in that many processes (:func:`cytokit.xai.fills.fill_many`).
     """
     fills.check_kind(fill)
     predict = classifier(model, batch_size or 256)
@@ -47,18 +48,24 @@ def removal_curves(model, images, segments_list, rankings_by_method: dict, label
     labels = np.asarray(labels, dtype=np.int64)
     full = full_probabilities(predict, images, full_probs, bs)
     counts = [len(np.unique(s)) for s in segments_list]
+    pool = fills.processes(workers) if workers > 1 and fill in fills.MASK_DEPENDENT else None
 
     def items():
         for i in progress_bar(range(len(images)), enabled=progress, desc=f"SRG ({fill})", leave=False):
-            make = fills.filler(images[i], segments_list[i], fill, seed=image_seed(seed, i))
-            yield (i, None, None, counts[i]), make(np.zeros(np.shape(segments_list[i]), bool))
+            keys, masks = [(i, None, None, counts[i])], [np.zeros(np.shape(segments_list[i]), bool)]
             for method, rankings in rankings_by_method.items():
                 ranks = rank_map(segments_list[i], rankings[i])
                 for m in curve_points(counts[i], steps)[1:-1]:
-                    yield (i, method, "MIF", m), make(ranks >= m)
-                    yield (i, method, "LIF", m), make(ranks < counts[i] - m)
+                    keys += [(i, method, "MIF", m), (i, method, "LIF", m)]
+                    masks += [ranks >= m, ranks < counts[i] - m]
+            yield from zip(keys, fills.fill_many(images[i], segments_list[i], masks, fill, image_seed(seed, i),
+                                                 executor=pool))
 
-    probs = predict_stream(predict, items(), bs)
+    try:
+        probs = predict_stream(predict, items(), bs)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     rows = []
     for i, s in enumerate(counts):
         for method in rankings_by_method:
