@@ -59,6 +59,7 @@ def test_the_chosen_layer_passes_every_check_and_the_evidence_shows_each(choice)
     row = choice.evidence.loc[choice.block]
     assert row["layer"] == choice.layer and row["passes"]
     assert row["localisation"] == statistics.BETTER and row["faithfulness"] == statistics.BETTER
+    assert row["in_cell_p_value"] < 0.05 and row["srg_p_value"] < 0.05  # the test agrees with the interval
     finer = choice.evidence.loc[: choice.block].iloc[:-1]
     assert not finer["passes"].any()  # the finest block that passes
     json.dumps(choice.facts())

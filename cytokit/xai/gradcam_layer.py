@@ -16,8 +16,11 @@ like the random control rather than putting the top-left superpixel first.
 - **faithfulness**: its ranking's symmetric relevance gain (grey fill) beats a random
   ranking's (paired over images; :mod:`cytokit.xai.srg`).
 
-If no block passes every check, the finest of those that pass the most is returned with
-``passed`` False, and the evidence says which checks failed.
+A paired check passes when its interval lies above 0 *and* its test agrees (p < 0.05): on
+two dozen images an interval alone picked a block whose top superpixel then lay in the
+cell no more often than chance on new cells. If no block passes every check, the finest of
+those that pass the most is returned with ``passed`` False, and the evidence says which
+checks failed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from cytokit.xai import controls, gradcam, randomisation, srg
 from cytokit.xai.explain import image_seed
 from cytokit.xai.randomisation import POOLING
 
+#: A paired check's test must agree with its interval at this level.
+ALPHA = 0.05
 #: Layer types that may end a conv block before its pooling layer.
 _BLOCK_LAYERS = ("Conv2D", "BatchNormalization", "Activation", "ReLU", "LeakyReLU")
 
@@ -76,6 +81,11 @@ class LayerChoice:
                             "evidence": self.evidence.reset_index().to_dict(orient="records")})
 
 
+def _passes(c: statistics.Comparison) -> bool:
+    """A paired check passes when its interval says "better" and its test agrees."""
+    return c.verdict == statistics.BETTER and c.p_value < ALPHA
+
+
 def _localisation(ranks, segments_list, cell_masks, layer, resamples, seed):
     hits, chance = controls.top_in_cell(segments_list, ranks, cell_masks)
     return statistics.paired_mean_difference(hits, chance, (layer, "random superpixel"), "top superpixel in the cell",
@@ -114,13 +124,15 @@ def choose_layer(model, images, segments_list, labels, cell_masks=None, steps: i
                "srg": float(faithful.scores.loc[("grey", layer), "srg"]), "srg_minus_random": gain.difference,
                "srg_minus_random_ci95": [gain.low, gain.high], "srg_p_value": gain.p_value,
                "faithfulness": gain.verdict}
-        passed = [rand_verdicts[method] == randomisation.PASSES, gain.verdict == statistics.BETTER]
+        passed = [rand_verdicts[method] == randomisation.PASSES, _passes(gain)]
+        row["faithfulness_passes"] = passed[1]
         if cell_masks is not None:
             loc, hit, chance = _localisation(rankings[layer], segments_list, cell_masks, layer, resamples, seed)
             row.update({"top_in_cell": hit, "chance": chance, "in_cell_minus_chance": loc.difference,
                         "in_cell_minus_chance_ci95": [loc.low, loc.high], "in_cell_p_value": loc.p_value,
                         "localisation": loc.verdict})
-            passed.append(loc.verdict == statistics.BETTER)
+            passed.append(_passes(loc))
+            row["localisation_passes"] = passed[-1]
         row["checks_passed"] = int(sum(passed))
         row["passes"] = all(passed)
         rows.append(row)
