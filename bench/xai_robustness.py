@@ -46,8 +46,8 @@ pd.set_option("display.max_columns", 30)
 pd.set_option("display.max_colwidth", 90)
 
 #: Sizes per side: (robustness and fill distance, SRG and independent randomisation, Grad-CAM layer choice).
-SIZES = {"real": {"full": (100, 40, 24), "quick": (8, 4, 8)},
-         "synthetic": {"full": (40, 12, 24), "quick": (8, 4, 8)}}
+SIZES = {"real": {"full": (100, 40, 40), "quick": (8, 4, 8)},
+         "synthetic": {"full": (40, 12, 40), "quick": (8, 4, 8)}}
 #: Images the SRG under imputation rests on (a solve per curve point): at most this many of the SRG subset.
 IMPUTED = {"full": 10, "quick": 1}
 
