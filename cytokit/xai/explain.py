@@ -22,6 +22,7 @@ with warnings.catch_warnings():
     from lime.lime_image import LimeImageExplainer
 
 from cytokit.progress import bar as progress_bar
+from cytokit.xai.fills import segment_means
 from cytokit.xai.images import check_uint8
 from cytokit.xai.occlusion import GREY, classifier
 from cytokit.xai.superpixels import dense
@@ -114,8 +115,6 @@ def _hidden_image(image: np.ndarray, segments: np.ndarray, hide_color) -> np.nda
     mean colour truncated to the image's dtype, as lime computes it."""
     if hide_color is not None:
         return np.full_like(image, hide_color)
-    from cytokit.xai.fills import segment_means
-
     means, inverse = segment_means(image, segments)
     return means.astype(image.dtype)[inverse].reshape(image.shape)
 

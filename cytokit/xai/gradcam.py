@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from cytokit.progress import bar as progress_bar
+from cytokit.xai.explain import image_seed
 
 #: Layers that may follow a Conv2D inside the same block and are still "the conv output".
 _BLOCK_TAIL = ("BatchNormalization", "Activation", "ReLU", "LeakyReLU")
@@ -134,8 +135,6 @@ def rankings(model, images_uint8, segments_list, class_indices, layer_name: str 
 
     With a ``seed``, image ``i`` breaks ties in the order seeded ``image_seed(seed, i)``.
     """
-    from cytokit.xai.explain import image_seed
-
     heat = heatmaps(model, images_uint8, class_indices, layer_name, batch_size, progress)
     return [rank_by_heat(h, segments_list[i], None if seed is None else image_seed(seed, i))
             for i, h in enumerate(heat)]
