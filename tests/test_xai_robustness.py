@@ -288,6 +288,16 @@ def test_hidden_masks_are_seeded_and_hide_the_share_asked():
     assert nearest_other(points, points).tolist() == [1.0, 1.0, 4.0]  # never the point itself
 
 
+def test_the_between_class_distance_uses_classes_with_two_images_or_every_class_of_a_toy_sample():
+    from cytokit.xai.fill_distance import between_class_distance
+
+    feats = np.array([[0.0], [2.0], [10.0], [10.0], [20.0]])
+    assert between_class_distance(feats, np.array([0, 0, 1, 1, 2])) == 9  # centroids 1 and 10; the single 20 left out
+    assert between_class_distance(feats[[0, 2, 4]], np.array([0, 1, 2])) == pytest.approx(40 / 3)
+    with pytest.raises(ValueError, match="two classes"):
+        between_class_distance(feats[:2], np.array([0, 0]))
+
+
 # --------------------------------------------------------------------------- independent randomisation
 def test_each_independent_step_changes_only_its_own_layers():
     keras = pytest.importorskip("keras")

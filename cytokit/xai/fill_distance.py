@@ -77,10 +77,13 @@ def hidden_mask(segments: np.ndarray, share: float, seed: int) -> np.ndarray:
 
 
 def between_class_distance(feats: np.ndarray, y: np.ndarray) -> float:
-    """Mean Euclidean distance between the centroids of the classes with :data:`MIN_CENTROID` or more images."""
+    """Mean Euclidean distance between the centroids of the classes with :data:`MIN_CENTROID` or more images
+    (of every class, when fewer than two have that many: a toy sample)."""
     classes = [c for c in np.unique(y) if np.sum(y == c) >= MIN_CENTROID]
     if len(classes) < 2:
-        raise ValueError("the between-class distance needs two classes with at least two images each")
+        classes = list(np.unique(y))
+    if len(classes) < 2:
+        raise ValueError("the between-class distance needs images of two classes")
     centroids = np.stack([feats[y == c].mean(axis=0) for c in classes])
     d = cdist(centroids, centroids)
     return float(d[np.triu_indices(len(classes), 1)].mean())
@@ -95,7 +98,10 @@ def nearest_other(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def spread_interval(filled: np.ndarray, real: np.ndarray, resamples: int = statistics.RESAMPLES,
                     seed: int = 0) -> statistics.Interval:
-    """Mean pairwise distance among filled images over that among their originals, images resampled together."""
+    """Mean pairwise distance among filled images over that among their originals, images resampled together
+    (undefined, NaN, for fewer than two images)."""
+    if len(filled) < 2:
+        return statistics.Interval(float("nan"), float("nan"), float("nan"))
     df, dr = cdist(filled, filled), cdist(real, real)
 
     def ratio(idx):  # with c the times each image is drawn, the sum over pairs is c' D c (D's diagonal is 0)
