@@ -64,7 +64,7 @@ def main() -> None:
         elif args.quick:
             report.note(f"{profile}: not run in --quick mode (run bench/book.py without --quick)")
         else:
-            run_dir = args.out / "runs" / profile  # kept: its book and metrics are worth a look
+            run_dir = _common.SCRATCH / "runs" / profile  # kept: its book and metrics are worth a look
             wall = run_profile(profile, run_dir)
             report_run(report, profile, run_dir, wall)
     report.save(args.out)

@@ -2,11 +2,14 @@
 
 Runs the table of ``tests/test_hostile_inputs.py`` (command lines against files a user
 could have: overwrites, outputs inside a dataset, cut JPEGs, links, locks, wrong layouts,
-malformed archives, huge files) and counts, per case, whether it gave the expected exit
-code with one clear line and no traceback, and how many bytes of the files it must not
-touch changed. ``--code DIR`` runs the same table against another checkout of the project
+malformed archives, crafted HDF5 weights, huge files, servers that never finish, damaged
+run records) and counts, per case, whether it gave the expected exit code with one clear
+line and no traceback, whether it accepted a hostile input silently (exit 0 without naming
+the problem), and how many bytes of the files it must not touch changed; then races 24
+processes for one stale run lock. ``--code DIR`` runs the same table against another checkout of the project
 (each case in its own ``python -m cytokit.cli`` process), e.g. an earlier release, to see
-the table fail there. ``--write`` puts the counts at the end of ``bench/RESULTS.md``.
+the table fail there. The counts are saved as ``bench/results/hostile.json`` (``--write``
+then rewrites ``bench/RESULTS.md``, as ``bench/run_all.py --write-only`` does).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import _common  # noqa: E402
+import hostile_files  # noqa: E402
 import test_hostile_inputs as table  # noqa: E402
 
 SECTION = "## Hostile inputs: clear errors and user bytes changed"
@@ -49,21 +53,24 @@ def subprocess_runner(code_dir: Path, timeout: float):
 #: Address space a case's process may take: an unbounded command fails there instead of
 #: drawing the machine into the kernel's out-of-memory killer.
 MEMORY_LIMIT = 12 * 2**30
+#: Largest file a case's process may write: an unbounded download stops there instead of filling the disk.
+FILE_LIMIT = 512 * 2**20
 
 
 def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
 
 
 #: TensorFlow's C++ start-up lines on a fresh process's stderr (not the command's messages).
 TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions)")
 
 
-def run_table(code_dir: Path | None, timeout: float) -> list[dict]:
+def run_table(code_dir: Path | None, timeout: float, cases=None) -> list[dict]:
     runner = table.run_cli if code_dir is None else subprocess_runner(code_dir, timeout)
     root = ROOT if code_dir is None else code_dir
     rows = []
-    for case in table.CASES:
+    for case in cases or table.CASES:
         work = Path(tempfile.mkdtemp(prefix="cytokit-hostile-"))
         try:
             built, outcome = table.run_case(case, work, root=root, runner=runner)
@@ -89,43 +96,61 @@ def counts(rows: list[dict]) -> dict:
             "refused": f"{sum(r['clear'] for r in refused)} of {len(refused)}",
             "handled": f"{sum(r['clear'] for r in usable)} of {len(usable)}",
             "tracebacks": sum(r["traceback"] for r in rows),
+            "silent": sum(r["code"] == 0 and not r["clear"] for r in rows),
             "changed": sum(r["changed_bytes"] for r in rows)}
 
 
-def markdown(rows: list[dict], command: str, against: list[dict] | None = None, against_name: str = "") -> str:
-    """The RESULTS.md section: the counts for this checkout (and for another one, side by side)."""
-    m = _common.machine()
+#: Processes racing for one stale lock.
+RACERS = 24
+
+
+def race(code_dir: Path | None, n: int = RACERS) -> dict:
+    """``n`` processes taking over one stale run.lock at once (:func:`hostile_files.lock_race`): how many won."""
+    env = None if code_dir is None else {**os.environ, "PYTHONPATH": str(code_dir)}
+    work = Path(tempfile.mkdtemp(prefix="cytokit-race-"))
+    try:
+        said = hostile_files.lock_race(work / "run", n=n, env=env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"won": said.count("won"), "n": n}
+
+
+def counts_table(rows: list[dict], against: list[dict] | None = None, against_name: str = "",
+                 races: tuple = ()) -> tuple[list, list]:
+    """The counts for this checkout (and for another one, side by side): header and rows of text."""
     mine, other = counts(rows), counts(against) if against else None
-    head = "| figure | this checkout |" + (f" {against_name} |" if other else "")
-    rule = "|---|---:|" + ("---:|" if other else "")
+    for counted, raced in zip((mine, other), races):
+        if counted is not None and raced is not None:
+            counted["race"] = f"{raced['won']} of {raced['n']}"
+    header = ["figure", "this checkout"] + ([against_name] if other else [])
 
     def line(what, key, fmt="{}"):
-        return f"| {what} | {fmt.format(mine[key])} |" + (f" {fmt.format(other[key])} |" if other else "")
+        return [what, fmt.format(mine[key])] + ([fmt.format(other.get(key, "–"))] if other else [])
 
-    lines = [SECTION, "", f"`{command}` — {m['cpu']}, {m['cores']} cores, Python {m['python']}", "", head, rule,
-             line("hostile inputs tried", "tried"),
+    lines = [line("hostile inputs tried", "tried"),
              line("refused with one clear line, exit 2, no traceback", "refused"),
              line("usable inputs handled (exit 0, the problem named in the output)", "handled"),
              line("tracebacks", "tracebacks"),
-             line("bytes of user data changed (goal: 0)", "changed", "{:,}"), ""]
-    lines += [f"- not as expected here: {r['case']} ({'; '.join(r['problems'])[:160]})" for r in rows if not r["clear"]]
+             line("silently wrong results (exit 0, the problem not named)", "silent"),
+             line("bytes of user data changed (goal: 0)", "changed", "{:,}")]
+    if "race" in mine:
+        lines.append(line(f"processes holding one stale run.lock after {RACERS} take it over at once (goal: 1)",
+                          "race"))
+    return header, lines
+
+
+def notes(rows: list[dict], against: list[dict] | None, against_name: str, timeout: float) -> list[str]:
+    """What the table does not say: the cases not as expected, how the other checkout ran, the cases' names."""
+    out = [f"not as expected here: {r['case']} ({'; '.join(r['problems'])[:160]})" for r in rows if not r["clear"]]
     if against:
-        lines.append(f"- {against_name}: the same table, each case in its own `python -m cytokit.cli` process; "
-                     f"as expected there: {', '.join(r['case'] for r in against if r['clear']) or 'none'}")
-    lines += ["- the cases: " + "; ".join(r["case"] for r in rows)]
-    return "\n".join(lines) + "\n"
-
-
-def write_section(text: str) -> Path:
-    """Put this benchmark's section at the end of RESULTS.md (an earlier copy removed); the rest stays as it is."""
-    path = HERE / "RESULTS.md"
-    old = path.read_text(encoding="utf-8")
-    at = old.find(SECTION)
-    if at >= 0:
-        nxt = re.search(r"^## ", old[at + len(SECTION):], flags=re.M)
-        old = old[:at] + (old[at + len(SECTION) + nxt.start():] if nxt else "")
-    path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
-    return path
+        out.append(f"{against_name}: the same table, each case in its own `python -m cytokit.cli` process "
+                   f"(at most {timeout:.0f} s, {MEMORY_LIMIT >> 30} GiB of address space and {FILE_LIMIT >> 20} MiB "
+                   "per file written; a case stopped there counts as not clear); as expected there: "
+                   f"{', '.join(r['case'] for r in against if r['clear']) or 'none'}")
+        silent = [r["case"] for r in against if r["code"] == 0 and not r["clear"]]
+        if silent:
+            out.append(f"{against_name}, silently wrong: {'; '.join(silent)}")
+    return out + ["the cases: " + "; ".join(r["case"] for r in rows)]
 
 
 def main() -> None:
@@ -134,26 +159,39 @@ def main() -> None:
     p.add_argument("--against", type=Path, help="also run the table against this checkout, side by side")
     p.add_argument("--timeout", type=float, default=300, help="seconds per case with --code (default 300)")
     p.add_argument("--against-name", help="how the table names the --against checkout, e.g. 'release 550df80'")
-    p.add_argument("--write", action="store_true", help="put the counts at the end of bench/RESULTS.md")
+    p.add_argument("--write", action="store_true", help="then rewrite bench/RESULTS.md from the results")
+    p.add_argument("--cases", help="only the cases whose name holds this text (a quick look; never saved)")
     args = p.parse_args()
+    cases = [c for c in table.CASES if args.cases in c.name] if args.cases else None
+    report = _common.Report("hostile", SECTION[3:], quick=args.quick)
     print(f"== hostile inputs against {args.code or 'this checkout'}", flush=True)
-    rows = run_table(args.code.resolve() if args.code else None, args.timeout)
+    rows = run_table(args.code.resolve() if args.code else None, args.timeout, cases)
     against = None
     if args.against:
         print(f"== hostile inputs against {args.against}", flush=True)
-        against = run_table(args.against.resolve(), args.timeout)
-    command = " ".join(["bench/hostile.py", *sys.argv[1:]])
-    text = markdown(rows, command, against, args.against_name or str(args.against))
-    print(text)
-    report = _common.Report("hostile", SECTION[3:], quick=args.quick)
+        against = run_table(args.against.resolve(), args.timeout, cases)
+    races = ()
+    if cases is None:
+        print("== a race for one stale lock", flush=True)
+        races = (race(args.code.resolve() if args.code else None),
+                 race(args.against.resolve()) if args.against else None)
+        print(f"  won: {[r and r['won'] for r in races]}", flush=True)
+    name = args.against_name or str(args.against)
     report.figure("hostile inputs tried", len(rows), "cases")
     report.figure("clear outcome", sum(r["clear"] for r in rows), "cases", ratio=sum(r["clear"] for r in rows) / len(rows),
                   ratio_of="of the cases", target="all", met=all(r["clear"] for r in rows))
     report.figure("bytes of user data changed", sum(r["changed_bytes"] for r in rows), "bytes", target="0",
                   met=not any(r["changed_bytes"] for r in rows))
-    report.save(args.out)
-    if args.write and args.code is None:
-        print(f"wrote {write_section(text)}")
+    report.show_table(*counts_table(rows, against, name, races))
+    for text in notes(rows, against, name, args.timeout):
+        report.note(text)
+    # a table of another checkout (--code) or of some cases only is not this checkout's result
+    scratch = args.code is not None or cases is not None
+    print(f"saved {report.save(_common.SCRATCH if scratch and not args.out else args.out)}")
+    if args.write and not scratch:
+        import run_all
+
+        print(f"wrote {run_all.write_results(_common.result_dir(args.out, args.quick), args.quick)}")
 
 
 if __name__ == "__main__":

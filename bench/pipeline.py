@@ -61,6 +61,23 @@ REF_TARGET = 1.0           # pipeline / image_dataset_from_directory
 CEILING_TARGET = 0.8       # pipeline / raw decode
 
 
+
+#: What earlier runs on this 2-core machine showed (up to 2026-12-04), printed with every result.
+EARLIER_RUNS = [
+    "earlier runs, repeated within 15 minutes at load 1.9 to 6.1 on 2 cores (each side by side in itself): 250 px "
+    "1.12x, 1.18x, 1.88x and 1.20x the reference; against a ceiling timed in the same interleaved rounds 1.11x and "
+    "1.19x (two runs that timed the ceiling in rounds of its own, before the paths, gave 0.99x and 1.86x: the load "
+    "moved it, hence the interleaving); 64 px 1.06x, 1.22x, 1.09x and 1.03x the reference. CPU time per image, "
+    "steadier: cytokit 0.18 ms, the ceiling 0.21, the reference 0.22 at 250 px",
+    "an earlier float32 version of the pipeline measured 0.655x the reference and 0.615x the ceiling at 250 px on "
+    "this machine: the cast, the /255 and four times the bytes per batch were the gap, not the accurate DCT. The "
+    "pipeline at 250 px now only reads and decodes, and the network's first layer scales the uint8 pixels on the "
+    "device",
+    "the accurate DCT is not a gap: TensorFlow's fast DCT measured 0.98x to 1.21x the pipeline across the earlier "
+    "runs, within the rounds' noise, and it would move pixels by up to ~20 grey levels off cv2.imread's "
+    "(tests/test_pipeline.py and tests/test_real_sample.py check that full-size pixels equal cv2.imread's)",
+]
+
 def cpu_seconds() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -281,6 +298,8 @@ def main() -> None:
                 "the cast, /255 and a 24 MB batch per 32 images (6 MB in uint8) are work the decode alone does "
                 "not do; the network's first layer now does the /255 on the device.")
     report.note(f"peak RSS {peak_rss_mb():.0f} MB")
+    for text in EARLIER_RUNS:
+        report.note(text)
     print(report.save(args.out))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,7 +152,13 @@ def main() -> None:
     if on_gpu:
         import jax
 
-        report.note(f"device: {jax.devices()[0].device_kind}")
+        smi = ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
+        card = subprocess.run(smi, capture_output=True, text=True, check=False).stdout.strip() if shutil.which(
+            smi[0]) else ""
+        report.note(f"device: {card or jax.devices()[0].device_kind}; jax {jax.__version__}, keras {keras.__version__}")
+        if backend == "jax":
+            report.note("Keras on the JAX backend: the same network (cytokit.models.network), for machines where "
+                        "TensorFlow's GPU build cannot be installed")
     n_mm = (1024 if args.quick else 8192) if on_gpu else (1024 if args.quick else 2048)
     peak = matmul_gflops(n_mm)
     report.figure(f"dense float32 matmul {n_mm}x{n_mm} (ceiling)", peak, "GFLOP/s")

@@ -2,13 +2,14 @@
 
 Everything is written to a temporary file in the destination folder and renamed
 into place, so a later chapter sees either the old file or the complete new one. A
-folder being written by one process carries a lock file, so a second one says who
-holds it instead of mixing its files in.
+folder being written by one process carries a lock file (held with ``flock``), so a
+second one says who holds it instead of mixing its files in.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import socket
@@ -59,6 +60,8 @@ def umask() -> int:
 
 #: The lock file a run folder carries while a process writes into it.
 LOCK_NAME = "run.lock"
+#: What a refusal suggests by default (``cytokit run``'s way out); other commands pass their own.
+RUN_ADVICE = "wait for it to finish, or choose another folder with --out"
 
 
 class LockError(RuntimeError):
@@ -66,36 +69,105 @@ class LockError(RuntimeError):
 
 
 @contextmanager
-def folder_lock(folder, log=print):
+def folder_lock(folder, log=print, advice: str = RUN_ADVICE):
     """Hold ``folder/run.lock`` (pid, host, start time, command) while the block runs.
 
-    The file is created with ``O_EXCL``, so of two processes exactly one gets it; the
-    other raises :class:`LockError` naming the holder. A lock left by a process that
-    is no longer running on this host is taken over with a note. The lock is removed at
-    the end, if it is still this process's.
+    The lock is an exclusive ``flock`` on the open lock file: the kernel gives it to one
+    process at a time and takes it back when that process ends, however it ends, so
+    of any number of processes starting at once exactly one holds it, and a lock left
+    by a killed run is taken over atomically (with a note), never by deleting a file
+    another process may have just created. A record naming a live process that holds
+    no ``flock`` (a run of an older version) is respected as well. The file is removed
+    at the end while still locked; ``advice`` ends a refusal's message.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
     mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "command": " ".join(sys.argv)}
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            _take_over_if_stale(path, log)
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(mine, fh)
-        break
-    else:
-        raise LockError(f"could not take the lock {path}: another process keeps creating it; "
-                        "wait for the other run to finish")
+    fd = _acquire(path, log, advice)
     try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(mine).encode("utf-8"), 0)
         yield path
     finally:
-        if read_lock(path).get("pid") == mine["pid"]:
-            path.unlink(missing_ok=True)
+        try:
+            if _is_current(fd, path):
+                path.unlink()
+        finally:
+            os.close(fd)
+
+
+def _acquire(path: Path, log, advice: str) -> int:
+    """An open descriptor of ``path`` holding its exclusive flock, or a LockError naming the holder."""
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise LockError(held_message(path, _read_settled(path), advice)) from None
+        if not _is_current(fd, path):  # its holder removed it between our open and our lock: try the new one
+            os.close(fd)
+            continue
+        left = _read_fd(fd)
+        if left and _runs_without_flock(left):
+            os.close(fd)
+            raise LockError(f"{held_message(path, left, advice)}; if no run is active, delete {path}")
+        if left:
+            log(f"note: taking over {path}: the run that left it ({_who(left)}) is no longer running")
+        return fd
+    raise LockError(f"could not take the lock {path}: other processes keep replacing it; {advice}")
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """True while ``path`` still names the file open as ``fd`` (not removed, not replaced)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
+
+
+def _runs_without_flock(record: dict) -> bool:
+    """A record of another process that may still be writing: alive on this host, or on another host."""
+    pid, host = record.get("pid"), record.get("host")
+    if host != socket.gethostname():
+        return True  # cannot be checked from here
+    return isinstance(pid, int) and pid != os.getpid() and _alive(pid)
+
+
+def _read_fd(fd: int) -> dict:
+    """The record in an open lock file, or {} when it is empty or unreadable."""
+    try:
+        record = json.loads(os.pread(fd, 1 << 16, 0).decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _read_settled(path: Path) -> dict:
+    """The holder's record, waiting a moment for a holder that has locked but not yet written it."""
+    for _ in range(10):
+        holder = read_lock(path)
+        if holder:
+            return holder
+        time.sleep(0.05)
+    return {}
+
+
+def _who(holder: dict) -> str:
+    if not holder:
+        return "a process that has not written its record"
+    return f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started', '?')}"
+
+
+def held_message(path: Path, holder: dict, advice: str) -> str:
+    """A refusal naming the lock ``path``, its holder and what to do."""
+    return f"{path.parent} is being written by another run ({_who(holder)}, holding {path}): {advice}"
 
 
 def read_lock(path) -> dict:
@@ -107,22 +179,22 @@ def read_lock(path) -> dict:
     return record if isinstance(record, dict) else {}
 
 
-def _take_over_if_stale(path: Path, log) -> None:
-    """Remove a lock whose process is gone; raise :class:`LockError` for a live (or unknown) holder."""
-    holder = read_lock(path)
-    if not holder:  # created this instant and not written yet, or unreadable
-        time.sleep(0.2)
-        holder = read_lock(path)
-    pid, host = holder.get("pid"), holder.get("host")
-    who = f"pid {pid} on {host}, since {holder.get('started', '?')}" if holder else "an unreadable lock"
-    if holder and host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
-        log(f"note: taking over {path}: the run that left it ({who}) is no longer running")
-        path.unlink(missing_ok=True)
-        return
-    if not path.exists():
-        return
-    raise LockError(f"{path.parent} is being written by another run ({who}): wait for it to finish, or choose "
-                    f"another folder with --out; if no run is active, delete {path}")
+def lock_holder(folder) -> dict | None:
+    """The record of the process holding ``folder``'s lock now, or None when no process holds it."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _read_settled(path)
+        left = _read_fd(fd)
+        return left if left and _runs_without_flock(left) else None
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:

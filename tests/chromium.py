@@ -26,17 +26,21 @@ def executable() -> str | None:
     return None
 
 
-def render(page: Path, budget_ms: int = 15000) -> tuple[str, list[str]]:
-    """The page's DOM after scripts ran, and its console messages worth a look."""
-    browser = executable()
+def dump_dom(url: str, budget_ms: int = 15000) -> subprocess.CompletedProcess:
+    """Chromium's ``--dump-dom`` of ``url`` (a file or this machine's server) after ``budget_ms`` of virtual time."""
     with tempfile.TemporaryDirectory() as profile:
-        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        cmd = [executable(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", f"--user-data-dir={profile}",
                '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost',
                "--enable-logging=stderr", "--v=0", f"--virtual-time-budget={budget_ms}",
-               "--dump-dom", page.resolve().as_uri()]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+               "--dump-dom", url]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+def render(page: Path, budget_ms: int = 15000) -> tuple[str, list[str]]:
+    """The page's DOM after scripts ran, and its console messages worth a look."""
+    proc = dump_dom(page.resolve().as_uri(), budget_ms)
     console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln]
     worth = [ln for ln in console if not any(h in ln for h in HARMLESS)]
     return proc.stdout, worth

@@ -166,3 +166,20 @@ def test_data_chapter_renders_its_figures_offline(smoke_run):
     assert chromium.count_figures(dom) >= 4, "plotly figures did not render"
     assert console == [], f"console messages: {console}"
     assert "These are synthetic cells" in dom
+
+
+def test_real_and_synthetic_cells_side_by_side_and_the_sim_to_real_figure_on_the_pages(smoke_run):
+    """Chapter 1 sets the real sample's cells beside the synthetic ones (or says it found none); the first page
+    gives the benchmark's sim-to-real figure with its interval, as the built pages show them."""
+    from cytokit.book import realism
+    from cytokit.data.realism import default_real_sample
+
+    m1 = json.loads((smoke_run / "01_data" / "metrics.json").read_text())
+    expected = "beside three real ones" if default_real_sample().is_dir() else "found no real images"
+    assert expected in m1["realism_statement"]
+    html = smoke_run / "book" / "_build" / "html" / "notebooks"
+    assert "optical density" in (html / "01_data.html").read_text(encoding="utf-8")
+    found = json.loads((smoke_run / "findings" / "metrics.json").read_text())["sim_to_real"]
+    ba = realism.published()["synthetic"]["balanced_accuracy"]
+    assert f"{100 * ba['low']:.1f}–{100 * ba['high']:.1f} %" in found
+    assert "What the embedded data can and cannot say" in (html / "findings.html").read_text(encoding="utf-8")

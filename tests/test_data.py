@@ -279,6 +279,33 @@ def test_splits_do_not_overlap_and_cover_usable_rows():
     assert table.loc["EOS", ["images", "train", "val", "test"]].tolist() == [15, 8, 2, 5]  # 17 less 2 bad
 
 
+# ---------------------------------------------------------------------------- halves of a real sample
+
+
+def test_halves_cut_every_class_in_two_with_the_odd_image_and_single_images_for_calibration():
+    df = manifest({"BLA": 100, "PMO": 69, "MYB": 1, "EOS": 12}, bad={"EOS": 2})
+    half = data.halves(df, seed=0)
+    got = pd.crosstab(df["cls"], half)
+    assert got.loc["BLA", "calibration"] == got.loc["BLA", "report"] == 50
+    assert (got.loc["PMO", "calibration"], got.loc["PMO", "report"]) == (35, 34)
+    assert (got.loc["MYB", "calibration"], got.loc["MYB", "report"]) == (1, 0)
+    assert (got.loc["EOS", "calibration"], got.loc["EOS", "report"], got.loc["EOS", "excluded"]) == (5, 5, 2)
+    assert set(half[df["status"] == "bad"]) == {"excluded"}
+
+
+def test_halves_are_seeded_and_ignore_row_order_other_classes_and_the_split():
+    df = manifest({"BLA": 40, "EOS": 30})
+    a = data.halves(df, seed=0)
+    assert a.tolist() == data.halves(df, seed=0).tolist()
+    assert a.tolist() != data.halves(df, seed=1).tolist()
+    shuffled = manifest({"BLA": 40, "LYT": 7}).sample(frac=1, random_state=0)
+    b = data.halves(shuffled, seed=0)
+    bla, bla_b = df["cls"] == "BLA", shuffled["cls"] == "BLA"
+    assert dict(zip(df.loc[bla, "path"], a[bla])) == dict(zip(shuffled.loc[bla_b, "path"], b[bla_b]))
+    split = data.split(df, seed=0)["split"]
+    assert pd.crosstab(split, a).min().min() > 0, "each half mixes every split: the cut is not the split's order"
+
+
 @pytest.mark.parametrize(
     "n, counts, note",
     [

@@ -255,6 +255,7 @@ def test_the_search_ends_with_the_chief_not_with_a_late_worker(tmp_path):
         distributed._stop(procs)
 
 
+@pytest.mark.slow
 def test_chapter_03_with_one_worker_searches_in_its_own_process(tiny, tmp_path, monkeypatch):
     from cytokit.book import steps
     from cytokit.book.chapter import Chapter

@@ -1,7 +1,15 @@
-"""environment.yml (conda) and pyproject.toml (pip) must install the same packages."""
+"""The environment: environment.yml (conda) and pyproject.toml (pip) install the same packages,
+and the JupyterLab of `make lab` renders the chapters' MyST and asks no question about news."""
 
+import json
+import re
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 
+import jsonschema
+import pytest
 import yaml
 
 from conftest import ROOT
@@ -35,3 +43,38 @@ def test_python_version_agrees():
 
 def test_every_pin_is_exact():
     assert all("==" in r for r in _pyproject_requirements())
+
+
+# --------------------------------------------------------------------------- JupyterLab (`make lab`)
+
+#: The settings `make env` installs for JupyterLab, and where JupyterLab reads a prefix's overrides.
+LAB_OVERRIDES = ROOT / "lab" / "overrides.json"
+NOTIFICATION = "@jupyterlab/apputils-extension:notification"
+
+
+def project_venv() -> Path:
+    """This interpreter's prefix when it is the project's own ``.venv``; otherwise skip (nothing to check)."""
+    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+        pytest.skip(f"not running in the project's .venv ({sys.prefix}): `make env` sets up JupyterLab there")
+    return Path(sys.prefix)
+
+
+def test_lab_never_asks_about_news_and_the_setting_is_one_jupyterlab_accepts():
+    prefix = project_venv()
+    installed = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    assert installed.is_file(), f"{installed} missing: `make env` installs {LAB_OVERRIDES.relative_to(ROOT)} there"
+    settings = json.loads(installed.read_text())
+    assert settings == json.loads(LAB_OVERRIDES.read_text()), "the venv's JupyterLab settings are not the project's"
+    assert settings[NOTIFICATION]["fetchNews"] == "false"
+    schema = prefix / "share" / "jupyter" / "lab" / "schemas" / "@jupyterlab" / "apputils-extension" / "notification.json"
+    jsonschema.validate(settings[NOTIFICATION], json.loads(schema.read_text()))
+
+
+def test_jupyterlab_myst_is_installed_and_enabled():
+    project_venv()
+    out = subprocess.run([str(Path(sys.executable).with_name("jupyter")), "labextension", "list"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)  # without the colours
+    # "enabled  X": jupyterlab-myst 2.7.0 declares @jupyter/ydoc ^3 and JupyterLab 4.6 ships 4; it loads
+    # and renders all the same (tests/test_jupyterlab.py opens a chapter in headless Chromium)
+    assert re.search(r"^\s*jupyterlab-myst v2\.7\.0 enabled\b", listing, re.M), listing

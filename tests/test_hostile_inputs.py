@@ -3,19 +3,26 @@
 :data:`CASES` is a table of command lines a user could type against files a user could
 have: each says the exit code it must give (2 for a refusal, 0 where the input is usable),
 words the message must hold (what is wrong and what to do) and the folders and files that
-must come out byte for byte the same. ``bench/hostile.py`` runs the same table and counts
-the outcomes. The tests after the table cover what needs more than one command line: the
-run folder's lock held by a live process, a resume restoring the first run's choices,
-early stopping across a resume, strict JPEG decoding, and the parameter rules.
+must come out byte for byte the same; no output may carry a raw control character.
+``bench/hostile.py`` runs the same table and counts the outcomes. Most of its newer rows
+are built in ``tests/hostile_files.py`` (crafted model files, servers, damaged records).
+The tests after the table cover what needs more than one command line: the run folder's
+lock held by a live process and 24 processes racing for a stale one, a resume restoring
+the first run's choices, early stopping across a resume, SIGTERM in the middle of a
+download, a killed fetch's leftovers, what an interrupt suggests, model files refused
+before a byte of their data is read, strict JPEG decoding, and the parameter rules.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import io
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -102,11 +109,13 @@ def profile_file(folder: Path, text: str) -> Path:
 
 
 class Built(NamedTuple):
-    """A case made concrete in a folder: the command, what must not change, what the message must name."""
+    """A case made concrete in a folder: the command, what must not change, what the message must name, and
+    what to stop when the case is over (a server, a process holding a lock)."""
 
     argv: list
     protect: list
     names: list
+    cleanup: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -418,8 +427,16 @@ def _max_file_zero(tmp, root):
     return Built(["validate", str(data), "--max-file-mb", "0", "--quiet"], [data], ["--max-file-mb"])
 
 
-#: The table itself is data: tests/hostile_cases.yaml, one row per case, naming its builder above.
-CASES = [Case(row["name"], globals()[row["build"]], row["code"], tuple(row["words"]))
+import hostile_files  # noqa: E402  (its builders use the helpers above)
+
+
+def _builder(name: str) -> Callable:
+    return getattr(hostile_files, name, None) or globals()[name]
+
+
+#: The table itself is data: tests/hostile_cases.yaml, one row per case, naming its builder above or in
+#: tests/hostile_files.py.
+CASES = [Case(row["name"], _builder(row["build"]), row["code"], tuple(row["words"]))
          for row in yaml.safe_load((Path(__file__).parent / "hostile_cases.yaml").read_text(encoding="utf-8"))]
 
 
@@ -483,9 +500,13 @@ def run_cli(argv: list) -> tuple[int, str, str]:
 def run_case(case: Case, work: Path, root: Path = ROOT, runner=run_cli) -> tuple[Built, Outcome]:
     """Build the case in ``work``, run it, and compare the protected files before and after."""
     built = case.build(work, root)
-    before = {str(p): state(p) for p in built.protect}
-    code, out, err = runner(built.argv)
-    after = {str(p): state(p) for p in built.protect}
+    try:
+        before = {str(p): state(p) for p in built.protect}
+        code, out, err = runner(built.argv)
+        after = {str(p): state(p) for p in built.protect}
+    finally:
+        if built.cleanup is not None:
+            built.cleanup()
     changed, size = [], 0
     for p in before:
         c, s = _changes(before[p], after[p])
@@ -509,6 +530,9 @@ def clear_message(case: Case, built: Built, outcome: Outcome) -> list[str]:
     for word in (*case.words, *built.names):
         if word not in text:
             problems.append(f"{word!r} not in the message")
+    raw = sorted({repr(ch) for ch in outcome.out + outcome.err if not ch.isprintable() and ch not in "\n\r\t"})
+    if raw:
+        problems.append(f"control characters reach the terminal raw: {', '.join(raw)}")
     if outcome.changed:
         problems.append(f"user files changed: {outcome.changed[:3]}")
     return problems
@@ -621,6 +645,7 @@ def _toy_project(root: Path, monkeypatch) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_first_runs_choices(tmp_path, monkeypatch, capsys):
     """--resume restores -p, --only and --data-dir from run.json unless given again."""
     from cytokit import cli
@@ -785,6 +810,7 @@ def test_the_synth_images_rule_is_what_chapter_01_needs():
     assert not ok(smallest - 1) and ok(2_000_000) and not ok(2_000_001)
 
 
+@pytest.mark.slow
 def test_commands_that_load_tensorflow_keep_its_start_up_lines_off_the_terminal(tmp_path):
     """From a shell, import-study-model prints its one line; TensorFlow's C++ lines do not reach the terminal."""
     pickled = shared_dir() / "reference" / "study-models" / "pickled" / "baseline.model_pickle"
@@ -796,3 +822,178 @@ def test_commands_that_load_tensorflow_keep_its_start_up_lines_off_the_terminal(
     assert proc.returncode == 0, proc.stderr
     assert "absl" not in proc.stderr and "oneDNN" not in proc.stderr, proc.stderr
     assert "96,509 parameters" in proc.stdout
+
+
+# --------------------------------------------------------------------------- races, signals, interrupts
+
+
+def test_many_processes_taking_over_one_stale_lock_leave_exactly_one_holder(tmp_path):
+    """24 processes start at once on a run folder whose lock a killed run left: one holds it, 23 are refused."""
+    said = hostile_files.lock_race(tmp_path / "run", n=24)
+    assert sorted(said) == ["refused"] * 23 + ["won"], said
+    assert not (tmp_path / "run" / "run.lock").exists()
+
+
+def test_a_tune_worker_runs_beside_its_chief_but_not_beside_another_run(tmp_path, monkeypatch):
+    from cytokit import io as cio
+    from cytokit.book import cluster
+
+    run = hostile_files.tune_run(tmp_path / "run", dataset(tmp_path / "data"))
+    pid, stop = hostile_files.hold_lock(run)
+    try:
+        assert cio.lock_holder(run)["pid"] == pid
+        with pytest.raises(cio.LockError, match=f"pid {pid}"):
+            cluster.main_tune(run_dir=run, role="worker", tuner_id="tuner1")
+    finally:
+        stop()
+    assert cio.lock_holder(run) is None
+    monkeypatch.setattr(sys, "argv", ["cytokit", "tune", "--run-dir", str(run), "--role", "chief"])
+    with cio.folder_lock(run):  # a chief of this search holds the folder: its workers go ahead
+        with pytest.raises(Exception) as reached:
+            cluster.main_tune(run_dir=run, role="worker", tuner_id="tuner1", manifest=tmp_path / "absent.csv")
+    assert "manifest" in str(reached.value)
+
+
+def test_sigterm_in_the_middle_of_a_download_leaves_no_part_file(tmp_path):
+    server = hostile_files.HostileServer("drip")
+    out = tmp_path / "models"
+    cytokit = Path(sys.executable).parent / "cytokit"
+    proc = subprocess.Popen([str(cytokit), "fetch-study-models", str(out), "--base-url", server.base_url, "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert hostile_files.wait_for(lambda: any(out.rglob("*.part")), timeout=120), "no download started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
+    assert proc.returncode == 143, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == ["cytokit fetch-study-models: terminated; nothing half-written is left (run the same command "
+                     "again)"], err
+    assert not out.exists(), sorted(p.name for p in out.rglob("*"))
+
+
+def test_temporary_files_of_a_killed_fetch_are_removed_and_nothing_else(tmp_path):
+    from cytokit import cli
+
+    out = tmp_path / "models"
+    (out / ".pickles").mkdir(parents=True)
+    ours = [out / ".pickles" / ".baseline.model_pickle.ab12_x9z.part", out / ".tuned.keras.q1w2e3r4.keras",
+            out / ".PROVENANCE.json.zz00yy11.json"]
+    theirs = [out / ".pickles" / "notes.part", out / ".pickles" / ".baseline.model_pickle.mine.part",
+              out / "tuned.keras.part"]
+    for path in ours + theirs:
+        path.write_bytes(b"\0" * 1000)
+    server = hostile_files.HostileServer("missing")
+    try:
+        assert cli.main(["fetch-study-models", str(out), "--base-url", server.base_url, "--quiet"]) == 2
+    finally:
+        server.stop()
+    assert [p.exists() for p in ours] == [False] * 3 and [p.exists() for p in theirs] == [True] * 3
+
+
+COMMAND_LINES = {
+    "synth": ("_synth", ["synth", "x", "--quiet"]),
+    "validate": ("_validate", ["validate", "x", "--quiet"]),
+    "run": ("_run", ["run", "--profile", "smoke"]),
+    "import-study-model": ("_import", ["import-study-model", "a.model_pickle", "a.keras"]),
+    "fetch-study-models": ("_fetch_study_models", ["fetch-study-models", "x", "--quiet"]),
+    "tune": ("_tune", ["tune", "--local-workers", "1"]),
+    "book": ("_book", ["book", "x"]),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_LINES))
+def test_an_interrupt_suggests_only_options_the_command_has(command, monkeypatch, capsys):
+    from cytokit import cli
+
+    func, argv = COMMAND_LINES[command]
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, func, interrupted)
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"cytokit {command}: interrupted; ") and "\n" not in err
+    sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    suggested = set(re.findall(r"--[a-z][a-z-]+", err))
+    assert suggested <= set(sub._option_string_actions), (err, suggested)
+
+
+def test_refused_model_files_are_refused_before_a_byte_of_their_data_is_read(tmp_path, monkeypatch):
+    h5py = pytest.importorskip("h5py")
+    pytest.importorskip("keras")
+    from cytokit.models import study_import
+
+    reads = []
+    for name in ("__getitem__", "read_direct", "__array__"):
+        real = getattr(h5py.Dataset, name)
+
+        def spy(self, *args, _real=real, **kwargs):
+            reads.append(self.name)
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(h5py.Dataset, name, spy)
+    for build in (hostile_files._h5_external_storage, hostile_files._h5_virtual_dataset, hostile_files._h5_filter,
+                  hostile_files._h5_external_link, hostile_files._h5_soft_link, hostile_files._h5_declared_huge,
+                  hostile_files._h5_declared_terabytes, hostile_files._h5_group_for_dataset,
+                  hostile_files._h5_text_weights):
+        folder = tmp_path / build.__name__
+        folder.mkdir()
+        pickled = Path(build(folder, ROOT).argv[1])
+        with pytest.raises(study_import.StudyModelError):
+            study_import.load_study_pickle(pickled)
+    assert reads == []
+
+
+# --------------------------------------------------------------------------- parameters as typed
+
+
+def test_numbers_yaml_reads_as_text_are_numbers_where_a_parameter_wants_one():
+    from cytokit import cli
+
+    parsed = cli.parse_overrides(["learning_rate=1e-3", "bn_momentum=9.9e-1", "data_dir=1e3", "seeds=[0, 1]"])
+    assert parsed == {"learning_rate": 0.001, "bn_momentum": 0.99, "data_dir": "1e3", "seeds": [0, 1]}
+    assert isinstance(parsed["learning_rate"], float)
+    assert cli.parse_overrides(["epochs=3", "epochs=3"]) == {"epochs": 3}
+    with pytest.raises(cli.UsageError, match="given twice"):
+        cli.parse_overrides(["epochs=3", "epochs=4"])
+
+
+def test_seeds_stop_where_numpy_and_lime_still_take_them():
+    from cytokit.book import parameters
+
+    for name in ("seed", "synth_seed"):
+        ok, _ = parameters.RULES[name]
+        assert ok(parameters.MAX_SEED) and not ok(parameters.MAX_SEED + 1) and not ok(2**32)
+    ok, _ = parameters.RULES["seeds"]
+    assert ok([0, parameters.MAX_SEED]) and not ok([4294967296])
+    np.random.RandomState(parameters.MAX_SEED + 20)  # the largest seed plus the offsets chapters add
+
+
+def test_an_option_given_twice_is_refused_in_one_line(capsys):
+    from cytokit import cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["validate", "data", "--size", "250", "--size", "64"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("cytokit validate: error: --size given twice (250 and 64)")
+
+
+def test_a_rebuild_replaces_what_the_build_staged_and_refuses_a_hand_edit(tmp_path):
+    from cytokit.book import build
+
+    run = run_folder(tmp_path / "run")
+    src = build.stage(run)
+    staged = json.loads((src / build.STAGED).read_text())
+    assert isinstance(staged, dict) and staged["_config.yml"] == hashlib.sha256(
+        (src / "_config.yml").read_bytes()).hexdigest()
+    assert build.stage(run) == src  # untouched: removed and staged again
+    page = src / "notebooks" / "01_data.ipynb"
+    page.write_text(page.read_text() + " ")
+    with pytest.raises(build.BookError, match="changed since the build wrote them") as refused:
+        build.stage(run)
+    assert "notebooks/01_data.ipynb" in str(refused.value) and page.read_text().endswith(" ")

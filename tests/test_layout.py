@@ -13,7 +13,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "cytokit"
 STAGES = ("data", "models", "evaluation", "xai", "book")
 #: Modules that serve every stage and so sit at the top of the package.
-SHARED = {"__init__.py", "cli.py", "io.py", "native.py", "paths.py", "progress.py"}
+SHARED = {"__init__.py", "arguments.py", "cli.py", "io.py", "native.py", "paths.py", "progress.py"}
 #: Third-party imports that load TensorFlow: a cytokit module importing one is "heavy".
 HEAVY = ("tensorflow", "keras", "keras_tuner")
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

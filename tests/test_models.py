@@ -251,6 +251,7 @@ class _Recorder(keras.callbacks.Callback):
         self.batches = batch + 1
 
 
+@pytest.mark.slow
 def test_hypermodel_fit_honours_batch_size():
     import tensorflow as tf
 
@@ -279,6 +280,7 @@ def test_hypermodel_fit_refuses_batched_dataset():
         hm.fit(hp, hm.build(hp), ds, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_artifact_round_trip(tmp_path):
     model = network.compile_model(network.build_cnn(21, 32, dropout=0.4))
     x = np.random.default_rng(3).random((3, 32, 32, 3), dtype="float32")

@@ -224,3 +224,67 @@ def test_the_manifest_planned_loader_equals_the_dispatching_one(tree, manifest, 
     planned = tf.data.Dataset.from_tensor_slices(files).map(pipeline.loader(plain, size))
     for f, x in zip(files, planned):
         np.testing.assert_array_equal(x.numpy(), pipeline.load_image(f, size).numpy())
+
+
+def _formats(img: np.ndarray) -> dict:
+    """One image in every format and mode a dataset may hold beside its JPEGs (name -> bytes)."""
+    import io as _io
+
+    def saved(picture, fmt, **kw):
+        buf = _io.BytesIO()
+        picture.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    base, other = Image.fromarray(img), Image.fromarray(255 - img)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return {
+        "palette.bmp": saved(base.convert("P"), "BMP"),
+        "one_bit.bmp": saved(base.convert("1"), "BMP"),
+        "grey.bmp": saved(base.convert("L"), "BMP"),
+        "animated.webp": saved(base, "WEBP", save_all=True, append_images=[other], lossless=True),
+        "lossy.webp": saved(base, "WEBP", quality=80),
+        "scan.tiff": saved(base, "TIFF"),
+        "grey16.png": saved(Image.fromarray(img[..., 0].astype(np.uint16) * 257 + 3), "PNG"),
+        "palette_transparent.png": saved(base.convert("P"), "PNG", transparency=0),
+        "grey_alpha.png": saved(base.convert("LA"), "PNG"),
+        "animated.gif": saved(base, "GIF", save_all=True, append_images=[other]),
+        "transparent.gif": saved(base.convert("P"), "GIF", transparency=0),
+        "cmyk.jpg": saved(base.convert("CMYK"), "JPEG"),
+        "grey.jpg": saved(base.convert("L"), "JPEG"),
+        "progressive.jpg": saved(base, "JPEG", progressive=True),
+        "rotated.jpg": saved(base, "JPEG", exif=exif),
+    }
+
+
+def test_every_usable_image_has_the_pixels_validation_checked_on_every_path(tmp_path):
+    """What validate calls usable is, at its own size, Pillow's pixels (as validation decodes them) in the tf.data
+    pipeline, the eager path (chapter 04's example image), the XAI images and the decoded-image cache."""
+    from cytokit.data.validation import decode_rgb
+
+    root = tmp_path / "data"
+    for i in range(3):
+        save(root / "BLA" / f"BLA_{i:05d}.jpg", rgb(64, 64))
+    img = rgb(64, 64)
+    img[:32] = img[:32] // 64 * 64  # flat patches: palettes and 1-bit images keep some structure
+    for name, raw in _formats(img).items():
+        (root / "LYT").mkdir(exist_ok=True)
+        (root / "LYT" / f"LYT_{name}").write_bytes(raw)
+    checked = data.validate(root, data.index(root, progress=False), expected_size=None, progress=False)
+    assert not (checked["status"] == "bad").any(), checked[checked["status"] == "bad"][["path", "reason"]]
+    usable = data.split(checked)
+    rows = usable[usable["status"] != "bad"]
+    expected = np.stack([decode_rgb((root / p).read_bytes()) for p in rows["path"]])
+    names = list(rows["path"])
+
+    def same(got, how):
+        for name, want, have in zip(names, expected, got):
+            gap = np.abs(want.astype(int) - have).mean()
+            assert np.array_equal(want, have), f"{name}: {how} differs (mean |diff| {gap:.1f})"
+
+    batches = pipeline.dataset(usable, root, None, 64, 8)
+    same(np.concatenate([x.numpy() for x, _ in batches]), "tf.data")
+    same([pipeline.load_image(str(root / p), 64).numpy() for p in names], "the eager path")
+    same(pipeline.load_images(usable, root, None, 64), "the XAI images")
+    same(pipeline.decoded(usable, root, None, 64, cache=True), "the decoded-image cache")
+    assert any("EXIF orientation 6 ignored" in r for r in checked["reason"])

@@ -272,6 +272,7 @@ def check(colour_model):
     return rnd.randomisation_check(colour_model, list(x), segs, labels=y, num_samples=256, seed=0, progress=False)
 
 
+@pytest.mark.slow
 def test_the_check_table_has_every_step_image_and_method(check):
     assert list(check.columns) == ["step", "order", "image", "method", "spearman", "spearman_abs"]
     cam = check[check["method"] == "Grad-CAM"]
@@ -287,6 +288,7 @@ def test_the_check_table_has_every_step_image_and_method(check):
     assert check[["spearman", "spearman_abs"]].stack().dropna().between(-1, 1).all()
 
 
+@pytest.mark.slow
 def test_lime_of_the_randomised_model_agrees_less_than_two_lime_seeds(check):
     lime = check[check["method"] == "LIME"]
     base = lime[lime["step"] == rnd.BASELINE]["spearman"]
@@ -295,6 +297,7 @@ def test_lime_of_the_randomised_model_agrees_less_than_two_lime_seeds(check):
     assert rnd.verdicts(rnd.summarise(check))["LIME"] == rnd.PASSES
 
 
+@pytest.mark.slow
 def test_trained_explanations_are_reused_and_every_model_gets_their_draws(colour_model):
     x, _ = colour_images(4, seed=3)
     images, segs = list(x), [grid_segments()] * len(x)
@@ -316,6 +319,7 @@ def test_trained_explanations_are_reused_and_every_model_gets_their_draws(colour
     assert all(a.weights == b.weights and a.label == b.label for a, b in zip(again, trained))
 
 
+@pytest.mark.slow
 def test_the_check_refuses_what_it_cannot_compare(colour_model):
     x, y = colour_images(2, seed=4)
     images, segs = list(x), [grid_segments()] * len(x)

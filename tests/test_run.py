@@ -56,6 +56,7 @@ def test_select_by_number_or_name_and_unknown_is_refused(toy_project):
         runner.select(chs, ["07"])
 
 
+@pytest.mark.slow
 def test_run_injects_profile_parameters_and_builds_the_book(toy_project, tmp_path):
     out = tmp_path / "run"
     result = runner.run("toy", out=out, log=lambda *a, **k: None)
@@ -74,6 +75,7 @@ def test_run_injects_profile_parameters_and_builds_the_book(toy_project, tmp_pat
     assert "09_absent" not in staged_toc and "02_second" in staged_toc
 
 
+@pytest.mark.slow
 def test_existing_outputs_are_not_overwritten_without_force(toy_project, tmp_path):
     out = tmp_path / "run"
     runner.run("toy", out=out, only=["01"], book=False, log=lambda *a, **k: None)
@@ -85,6 +87,7 @@ def test_existing_outputs_are_not_overwritten_without_force(toy_project, tmp_pat
     runner.run("toy", out=out, only=["01"], book=False, force=True, log=lambda *a, **k: None)
 
 
+@pytest.mark.slow
 def test_a_failing_chapter_names_notebook_cell_and_error(toy_project, tmp_path):
     _notebook(toy_project / "notebooks" / "02_second.ipynb", "y = 2", "1 / 0")
     out = tmp_path / "run"
@@ -117,6 +120,7 @@ def test_toc_filter_drops_absent_pages_and_empty_parts():
     assert rootless["parts"] == [{"caption": "A", "chapters": [{"file": "notebooks/02"}]}]
 
 
+@pytest.mark.slow
 def test_resume_runs_only_missing_or_changed_chapters(toy_project, tmp_path):
     out = tmp_path / "run"
     quiet = lambda *a, **k: None  # noqa: E731
@@ -136,6 +140,7 @@ def test_resume_runs_only_missing_or_changed_chapters(toy_project, tmp_path):
     assert json.loads((out / "01_first" / "metrics.json").read_text())["epochs"] == 9
 
 
+@pytest.mark.slow
 def test_cli_resume_reads_the_profile_from_the_run_folder(toy_project, tmp_path, capsys):
     from cytokit import cli
 
@@ -146,6 +151,7 @@ def test_cli_resume_reads_the_profile_from_the_run_folder(toy_project, tmp_path,
     assert cli.main(["run", "--resume", str(tmp_path / "nowhere"), "--no-book"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("state", ["backup", "tuner"])
 def test_a_training_backup_resumes_only_the_attempt_that_wrote_it(toy_project, tmp_path, state):
     """The same holds for a training backup and for a search's finished trials."""
@@ -180,6 +186,7 @@ def _cli_run(out, stderr, env):
                            "--no-book"], stdout=subprocess.PIPE, stderr=stderr, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_terminal_sees_each_chapters_cell_bar_and_a_log_does_not(toy_project, tmp_path):
     import fcntl
     import os

@@ -43,6 +43,7 @@ def mirrored():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_cpu_replicas(mirrored):
     assert mirrored["devices"] == ["/device:CPU:0", "/device:CPU:1"]
     assert mirrored["replicas"] == 2 and mirrored["per_replica"] == 4

@@ -117,6 +117,7 @@ def probe_images() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (N_IMAGES, 250, 250, 3)).astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_fetch_converts_the_three_models_exactly(repo, tmp_path, probe_images, capsys):
     out = tmp_path / "models"
     with serving(repo) as base:

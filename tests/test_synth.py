@@ -107,7 +107,7 @@ def test_generated_tree_layout(small_tree):
 
 def test_meta_file(small_tree):
     meta = json.loads((small_tree / "SYNTH.json").read_text())
-    assert meta["generator"] == "cytokit.synth" and meta["version"] == 1
+    assert meta["generator"] == "cytokit.synth" and meta["version"] == writer.VERSION == 2
     assert (meta["seed"], meta["size"], meta["difficulty"], meta["n_images"]) == (3, 250, 0.5, N_SMALL)
     assert meta["counts"] == synth.class_counts(N_SMALL)
     assert synth.read_meta(small_tree.parent) is None

@@ -7,6 +7,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 
 SCRIPT = textwrap.dedent("""
     import sys, numpy as np
@@ -44,6 +46,7 @@ def _finished(tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_table_and_resume_after_kill(tmp_path):
     proc = _run(tmp_path, 3)
     deadline = time.time() + 240
@@ -74,6 +77,7 @@ def test_table_and_resume_after_kill(tmp_path):
     assert set(tuning.best_hyperparameters(tuner)) == {"dropout", "optimizer", "learning_rate", "batch_size"}
 
 
+@pytest.mark.slow
 def test_a_trial_that_ended_just_before_a_kill_is_not_run_again(tmp_path):
     """Keras Tuner saves its state while the ended trial is still listed as ongoing."""
     out, _ = _run(tmp_path, 1).communicate(timeout=300)

@@ -165,3 +165,71 @@ def test_a_check_is_fast(tmp_path):
         check_image(path)
     per_image = (time.perf_counter() - start) / 50
     assert per_image < 0.01, f"{per_image * 1e3:.1f} ms per 250x250 JPEG"
+
+
+def jpeg_of(img, **kw) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", **{"quality": 90, **kw})
+    return buf.getvalue()
+
+
+#: What may follow a JPEG cut short so that every decoder reads it "successfully", its missing part grey.
+ENDINGS = {"two end markers": b"\xff\xd9\xff\xd9", "16 zeros": b"\0" * 16 + b"\xff\xd9",
+           "4,000 zeros": b"\0" * 4000 + b"\xff\xd9", "50,000 zeros": b"\0" * 50_000 + b"\xff\xd9",
+           "a comment": b"\xff\xfe\x00\x06cut!" + b"\xff\xd9",
+           "an app segment": b"\xff\xe1\x00\x04ok\xff\xd9", "fill bytes": b"\xff\xff\xff\xd9"}
+ENCODINGS = {"baseline": {}, "optimised": {"optimize": True}, "4:4:4": {"subsampling": 0},
+             "progressive": {"progressive": True}, "restarts": {"restart_marker_blocks": 4}}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_a_cut_jpeg_is_bad_whatever_ends_it(encoding, ending):
+    whole = jpeg_of(rgb(), **ENCODINGS[encoding])
+    assert check_bytes(whole, "a.jpg").status == "ok"
+    for keep in (0.3, 0.5, 0.8):
+        cut_short = whole[: int(len(whole) * keep)] + ENDINGS[ending]
+        found = check_bytes(cut_short, "a.jpg")
+        assert found.status == "bad" and "truncated JPEG" in found.reason, (keep, found)
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_bytes_after_the_end_marker_are_not_part_of_the_image(encoding):
+    whole = jpeg_of(rgb(), **ENCODINGS[encoding])
+    for trailer in (b"\xff\xda\x00\x08 a scan header", b"\xff\xd8\xff\xdaanother start", b"\0" * 300):
+        assert check_bytes(whole + trailer, "a.jpg").status == "ok", trailer
+
+
+@pytest.mark.parametrize("size", [16, 64, 250])
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_one_colour_images_are_whole(size, encoding):
+    """Their scan data can end in zero bytes (the same block again), as a cut file padded with zeros does."""
+    for value in (0, 128, 255):
+        img = np.full((size, size, 3), value, np.uint8)
+        assert check_bytes(jpeg_of(img, **ENCODINGS[encoding]), "a.jpg", None).status == "ok", value
+        ok, encoded = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_OPTIMIZE, 1])
+        assert check_bytes(encoded.tobytes(), "a.jpg", None).status == "ok", value
+
+
+def test_jpegs_the_training_decoder_reads_otherwise_are_refused():
+    whole = bytearray(jpeg_of(rgb(64, 64)))
+    frame = whole.index(b"\xff\xc0")
+    for marker, kind in ((0xC9, "arithmetic-coded"), (0xC3, "lossless")):
+        other = bytearray(whole)
+        other[frame + 1] = marker
+        found = check_bytes(bytes(other), "a.jpg", None)
+        assert found.status == "bad" and kind in found.reason, found
+    twelve = bytearray(whole)
+    twelve[frame + 4] = 12  # the frame's sample precision
+    assert check_bytes(bytes(twelve), "a.jpg", None).status == "bad"
+
+
+def test_an_image_too_large_to_decode_is_bad_before_decoding():
+    from hostile_files import png_declaring
+
+    started = time.perf_counter()
+    found = check_bytes(png_declaring(9000, 9000), "a.png", None)
+    assert found.status == "bad" and "megapixel" in found.reason
+    assert time.perf_counter() - started < 5

@@ -319,6 +319,7 @@ def test_perturbation_count_compares_both_sample_sizes():
 
 
 # --------------------------------------------------------------------------- real images
+@pytest.mark.slow
 def test_real_sample_superpixel_count_matches_study(real_sample):
     """The study reports 43 superpixels per 250 px image on average (quickshift 4/200/0.2)."""
     paths = sorted(real_sample.rglob("*.jpg"))

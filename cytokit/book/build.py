@@ -4,13 +4,15 @@ The book's sources (``_config.yml``, ``_toc.yml``, ``book/``) are staged beside 
 run's executed notebooks in ``RUN_DIR/book_src/``; chapters that were not run are
 dropped from the table of contents, plotly.js is copied into ``_static/`` so figures
 render offline, and Sphinx runs with warnings as errors. ``book_src/`` carries a
-marker listing the files staged there; a rebuild deletes it only when it holds nothing
-else, so a folder of that name the build did not make, or a file a user put in it, is
-never deleted.
+marker listing the files staged there with their hashes; a rebuild deletes it only when
+it holds nothing else and nothing in it changed, so a folder of that name the build did
+not make, a file a user put in it, or a hand edit of a staged file is never deleted:
+the rebuild is refused, naming them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -39,6 +41,9 @@ BUILT = "_build"
 def check_run_folder(run_dir) -> Path:
     """``run_dir`` if it is a run folder (``run.json`` or an executed chapter), else a BookError."""
     run_dir = Path(run_dir).expanduser()
+    if not run_dir.exists() and run_dir.is_symlink():
+        raise BookError(f"{shown(run_dir)} is a link that loops back on itself or points nowhere: pass the run "
+                        "folder of a `cytokit run` (its --out)")
     if not run_dir.exists():
         raise BookError(f"{shown(run_dir)} does not exist: pass the run folder of a `cytokit run` (its --out)")
     if not run_dir.is_dir():
@@ -52,7 +57,7 @@ def check_run_folder(run_dir) -> Path:
 
 
 def _clear_staging(src: Path) -> None:
-    """Remove an earlier ``book_src`` only if this build made it and it holds nothing else."""
+    """Remove an earlier ``book_src`` only if this build made it, it holds nothing else and nothing in it was edited."""
     if not src.exists() and not src.is_symlink():
         return
     marker = src / STAGED
@@ -60,15 +65,26 @@ def _clear_staging(src: Path) -> None:
         raise BookError(f"{shown(src)} exists but was not made by the book build (no {STAGED} in it): move it "
                         "away or delete it yourself, then build again; nothing was deleted")
     try:
-        listed = set(io.read_json(marker))
-    except (ValueError, TypeError):
+        listed = io.read_json(marker)
+        if isinstance(listed, list):  # a marker of names only, from before the build kept their hashes
+            listed = {rel: None for rel in listed}
+        if not isinstance(listed, dict) or not all(isinstance(k, str) for k in listed):
+            raise TypeError(type(listed).__name__)
+    except (ValueError, TypeError, RecursionError):
         raise BookError(f"{shown(marker)} is unreadable: move {shown(src)} away or delete it yourself, then build "
                         "again; nothing was deleted") from None
-    foreign = sorted(rel for rel in _files(src) if rel not in listed and rel != STAGED)
+    present = _files(src)
+    foreign = sorted(rel for rel in present if rel not in listed and rel != STAGED)
     if foreign:
         listed_ = ", ".join(shown(f) for f in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise BookError(f"{shown(src)} holds files the book build did not write ({listed_}): move them out of it, "
                         "then build again; nothing was deleted")
+    edited = sorted(rel for rel in present if listed.get(rel) and _digest(src / rel) != listed[rel])
+    if edited:
+        named = ", ".join(shown(f) for f in edited[:5]) + (" ..." if len(edited) > 5 else "")
+        raise BookError(f"{shown(src)} holds file(s) changed since the build wrote them ({named}); a rebuild would "
+                        "discard the change: make it in the sources (notebooks/, book/, _config.yml), or move the "
+                        "edited files out of it, then build again; nothing was deleted")
     shutil.rmtree(src)
 
 
@@ -81,8 +97,20 @@ def _files(folder: Path) -> list[str]:
     return out
 
 
+def _digest(path: Path) -> str:
+    """SHA-256 of a staged file's bytes (of a link: of where it points), to notice a hand edit."""
+    h = hashlib.sha256()
+    if path.is_symlink():
+        h.update(b"link:" + os.fsencode(os.readlink(path)))
+        return h.hexdigest()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _mark_staged(src: Path) -> None:
-    io.write_json(src / STAGED, sorted(rel for rel in _files(src) if rel != STAGED))
+    io.write_json(src / STAGED, {rel: _digest(src / rel) for rel in sorted(_files(src)) if rel != STAGED})
 
 
 def _check_output_folder(out: Path) -> None:
@@ -140,7 +168,7 @@ def stage(run_dir, root=None) -> Path:
     src = run_dir / SOURCES
     _clear_staging(src)
     (src / "notebooks").mkdir(parents=True)
-    io.write_json(src / STAGED, [])  # the folder is the build's from here on
+    io.write_json(src / STAGED, {})  # the folder is the build's from here on
     shutil.copy2(root / "_config.yml", src / "_config.yml")
     shutil.copytree(root / "book", src / "book")
     present = {str(p.relative_to(src).with_suffix("")) for p in (src / "book").rglob("*.md")}
@@ -192,5 +220,5 @@ def build(run_dir, strict: bool = True, log=print) -> Path:
 def main_book(run_dir, log=print) -> Path:
     """``cytokit book RUN_DIR``: check the folder, hold its lock, rebuild the book."""
     run_dir = check_run_folder(run_dir)
-    with io.folder_lock(run_dir, log=log):
+    with io.folder_lock(run_dir, log=log, advice="wait for it to finish, then run `cytokit book` again"):
         return build(run_dir, log=log)

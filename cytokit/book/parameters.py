@@ -80,11 +80,18 @@ def _folder():
     return (lambda v: v is None or (isinstance(v, str) and v != "")), "a folder path or None"
 
 
-def _int_list(low):
+def _int_list(low, high):
     def check(v):
-        return isinstance(v, list) and len(v) >= 1 and all(_is_int(x) and x >= low for x in v) \
+        return isinstance(v, list) and len(v) >= 1 and all(_is_int(x) and low <= x <= high for x in v) \
             and len(set(v)) == len(v)
-    return check, f"a list of distinct integers >= {low}, e.g. [0, 1, 2]"
+    return check, f"a list of distinct integers from {low} to {high:,}, e.g. [0, 1, 2]"
+
+
+#: Largest seed: NumPy's and scikit-learn's generators take seeds below 2**32, and chapters add small
+#: offsets to a seed (seed + k for LIME's repeats, augmentation rows), so seeds stop at 2**31 - 1.
+MAX_SEED = 2**31 - 1
+#: Most tuner processes on one machine (chapter 03's ``tuner_workers``, ``cytokit tune --local-workers``).
+MAX_TUNER_WORKERS = 64
 
 
 #: Smallest image side the network's four pooling stages accept (cytokit.models.network.MIN_IMAGE_SIZE).
@@ -101,10 +108,10 @@ RULES = {
     "expected_size": _int_at_least(1, 100_000),
     # chapter 01 needs at least 3 images in each of the 21 classes to split them train/val/test
     "synth_images": _int_at_least(MIN_IMAGES, MAX_IMAGES),
-    "synth_seed": _int_at_least(0),
+    "synth_seed": _int_at_least(0, MAX_SEED),
     "synth_difficulty": _in_closed(0, 1),
-    "seed": _int_at_least(0),
-    "seeds": _int_list(0),
+    "seed": _int_at_least(0, MAX_SEED),
+    "seeds": _int_list(0, MAX_SEED),
     "examples_per_class": _int_at_least(1, 50),
     "epochs": _int_at_least(1),
     "max_epochs": _int_at_least(1),
@@ -122,7 +129,7 @@ RULES = {
     "xai_split": _one_of("train", "val", "test", "all"),
     "num_samples": _int_at_least(2),
     "cache_images": _cache(),
-    "tuner_workers": _int_at_least(1, 64),
+    "tuner_workers": _int_at_least(1, MAX_TUNER_WORKERS),
     "precision": _one_of("float32", "mixed_bfloat16"),
     "distribute": _one_of("auto", "off", "mirrored"),
     "model_source": _one_of("run", "study"),

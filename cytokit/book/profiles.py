@@ -15,6 +15,10 @@ import yaml
 from cytokit import paths
 
 
+#: Largest profile read (the project's are under 2 KB).
+MAX_PROFILE_BYTES = 2**20
+
+
 class ProfileError(ValueError):
     """A profile that does not exist or does not parse; refused before any work starts."""
 
@@ -35,10 +39,16 @@ def load(name_or_path: str) -> dict:
                 f"unknown profile {name_or_path!r}: choose one of {', '.join(available())} "
                 f"(files in {paths.profiles_dir()}) or give a path to a .yaml file"
             )
+    size = path.stat().st_size
+    if size > MAX_PROFILE_BYTES:
+        raise ProfileError(f"profile {path} is {size:,} bytes, over the {MAX_PROFILE_BYTES:,}-byte limit of a "
+                           "profile: not read")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ProfileError(f"profile {path} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ProfileError(f"profile {path} nests too deep to be a profile (a mapping of parameters)") from None
     if not isinstance(data, dict) or not isinstance(data.get("parameters", {}), dict):
         raise ProfileError(f"profile {path} must be a mapping with a 'parameters' mapping")
     chapters = data.get("chapters") or {}

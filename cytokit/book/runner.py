@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cytokit import __version__, io, native, paths
-from cytokit.book import build, parameters, profiles
+from cytokit import __version__, arguments, io, native, paths
+from cytokit.book import build, parameters, profiles, records
+from cytokit.book.records import RecordError
+from cytokit.data import synthetic, taxonomy
 from cytokit.data.outputs import check_folder_output
-from cytokit.data.tree import check_dataset, shown
+from cytokit.data.tree import check_dataset, class_folders, shown
 
 
 class RunError(RuntimeError):
@@ -153,8 +155,7 @@ def _keep_resumable_state_only_if_same_attempt(folder: Path, params: dict, upstr
     """
     attempt = {"parameters": params, "upstream": upstream}
     record = folder / ATTEMPT
-    as_written = io.to_jsonable(attempt)
-    same = resume and record.exists() and io.read_json(record) == as_written
+    same = resume and record.exists() and records.same_attempt(record, attempt)
     for pattern in RESUMABLE:
         for state in sorted(folder.glob(pattern)):
             if state.is_dir() and not same:
@@ -167,12 +168,15 @@ def _keep_resumable_state_only_if_same_attempt(folder: Path, params: dict, upstr
 def _is_current(run_dir: Path, chapter: Notebook, params: dict) -> bool:
     """True when the chapter's outputs exist and were made from these parameters and inputs."""
     folder = run_dir / chapter.name
-    record = folder / RECORD
-    if not ((folder / f"{chapter.name}.ipynb").exists() and (folder / "metrics.json").exists()
-            and record.exists()):
+    if not _has_outputs(run_dir, chapter):
         return False
-    done = io.read_json(record)
-    return done.get("parameters") == params and done.get("upstream") == _upstream(run_dir, chapter)
+    done = records.chapter_record(folder)
+    return done["parameters"] == io.to_jsonable(params) and done["upstream"] == _upstream(run_dir, chapter)
+
+
+def _has_outputs(run_dir: Path, chapter: Notebook) -> bool:
+    folder = run_dir / chapter.name
+    return all((folder / name).exists() for name in (f"{chapter.name}.ipynb", "metrics.json", RECORD))
 
 
 def _plans(prof: dict, todo: list[Notebook], run_dir: Path, data_dir, overrides: dict) -> list:
@@ -193,13 +197,15 @@ def _plans(prof: dict, todo: list[Notebook], run_dir: Path, data_dir, overrides:
         wanted = {**profiles.chapter_parameters(prof, chapter.name), **overrides}
         folder = run_dir / chapter.name
         wanted.update({"profile": prof["name"], "run_dir": ".."})  # the kernel runs in the chapter folder
+        parameters.check({k: wanted[k] for k in ("data_dir", "study_models_dir") if k in wanted}, chapter.name)
         if data_dir is not None:
             wanted["data_dir"] = os.path.relpath(data_dir, folder)
         elif wanted.get("data_dir"):
-            wanted["data_dir"] = os.path.relpath((paths.project_root() / wanted["data_dir"]).resolve(), folder)
+            wanted["data_dir"] = os.path.relpath(
+                arguments.resolved("data_dir", paths.project_root() / wanted["data_dir"]), folder)
         if wanted.get("study_models_dir"):
-            wanted["study_models_dir"] = os.path.relpath((paths.project_root() / wanted["study_models_dir"]).resolve(),
-                                                          folder)
+            wanted["study_models_dir"] = os.path.relpath(
+                arguments.resolved("study_models_dir", paths.project_root() / wanted["study_models_dir"]), folder)
         chosen = {k: v for k, v in wanted.items() if k in declared[chapter.name]}
         parameters.check(chosen, chapter.name)
         plans.append((chapter, chosen))
@@ -208,28 +214,19 @@ def _plans(prof: dict, todo: list[Notebook], run_dir: Path, data_dir, overrides:
 
 def _earlier_chapters(run_dir: Path, names: list[str]) -> list[dict]:
     """The run record's entries of chapters a resumed run may keep (their times stay on the findings page)."""
-    record = run_dir / "run.json"
-    if not record.is_file():
+    if not (run_dir / "run.json").is_file():
         return []
-    old = io.read_json(record)
+    old = _run_record(run_dir)
     entries = [*old.get("kept", []), *old.get("chapters", [])]
-    return [e for e in entries if e.get("chapter") in names]
+    return [e for e in entries if e["chapter"] in names]
 
 
 def _run_record(run_dir) -> dict:
-    """A run folder's ``run.json``, or a RunError saying why it cannot be resumed."""
-    record = Path(run_dir) / "run.json"
-    if not record.is_file():
-        raise RunError(f"{shown(record)} not found: {shown(run_dir)} is not a run folder to resume "
-                       "(pass the --out folder of an earlier `cytokit run`)")
+    """A run folder's ``run.json``, every field checked, or a RunError saying why it cannot be resumed."""
     try:
-        data = io.read_json(record)
-    except (OSError, ValueError) as err:
-        raise RunError(f"{shown(record)} is unreadable ({err}): pass --profile NAME and the run's other options "
-                       "again instead of --resume, with --force") from None
-    if not isinstance(data, dict):
-        raise RunError(f"{shown(record)} is not a run record: pass --profile NAME with --resume")
-    return data
+        return records.run_record(run_dir)
+    except RecordError as err:
+        raise RunError(str(err)) from None
 
 
 def resume_profile(run_dir) -> str:
@@ -258,8 +255,8 @@ def _choices_for(run_dir: Path, resume: bool, given: dict) -> dict:
         out[name] = earlier.get(name) if absent else value
     out["overrides"] = dict(out["overrides"] or {})
     out["only"] = [str(c) for c in out["only"]] if out["only"] else None
-    for name in ("data_dir", "study_models"):
-        out[name] = str(Path(out[name]).expanduser().resolve()) if out[name] not in (None, "") else None
+    for name, option in (("data_dir", "--data-dir"), ("study_models", "--study-models")):
+        out[name] = str(arguments.resolved(option, out[name])) if out[name] not in (None, "") else None
     return out
 
 
@@ -310,8 +307,29 @@ def _check_study_inputs(plans: list, run_dir: Path) -> None:
         if not folder.is_dir():
             problems.append(f"the images folder {folder} does not exist: pass --data-dir with a folder of real "
                             "images, one folder per class (how to get the real dataset: data/README.md)")
+        else:
+            _check_study_classes(folder)
     if problems:
         raise RunError(f"the study's own models cannot run: {'; '.join(problems)}. Nothing was run.")
+
+
+def _check_synth_mark(data_dir: Path) -> None:
+    """A dataset's SYNTH.json, when it has one, must be one ``cytokit synth`` wrote (the chapters read it)."""
+    try:
+        synthetic.read_meta(data_dir)
+    except ValueError as err:
+        raise RunError(f"--data-dir: {err}") from None
+
+
+def _check_study_classes(folder: Path) -> None:
+    """Refuse class folders the study's models have no output for: their 21 classes are fixed."""
+    unknown = [name for name in class_folders(folder) if not taxonomy.is_known(name)]
+    if unknown:
+        listed = ", ".join(f"{shown(n)}/" for n in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
+        raise RunError(f"the images folder {shown(folder)} holds folder(s) {listed} that are not classes of the "
+                       f"study's models, which have exactly the {len(taxonomy.CODES)} outputs "
+                       f"{', '.join(taxonomy.CODES)}: move them out of the dataset folder (or point --data-dir at a copy without them); "
+                       "nothing was run")
 
 
 def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None,
@@ -328,7 +346,7 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
     not given) are those recorded in the folder's ``run.json``.
     """
     prof = profiles.load(profile)
-    run_dir = Path(out).expanduser().resolve() if out else paths.default_run_dir(prof["name"])
+    run_dir = arguments.resolved("--out", out) if out else paths.default_run_dir(prof["name"])
     choices = _choices_for(run_dir, resume, {"overrides": overrides, "only": only, "data_dir": data_dir,
                                              "study_models": study_models})
     todo = select(chapters(), choices["only"] or prof["only"])
@@ -340,6 +358,7 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
         if not data_dir.is_dir():
             raise RunError(f"--data-dir {shown(data_dir)} does not exist or is not a folder (see data/README.md)")
         check_dataset(data_dir)
+        _check_synth_mark(data_dir)
     every_override = dict(choices["overrides"])
     if choices["study_models"]:
         every_override["study_models_dir"] = choices["study_models"]
@@ -348,7 +367,19 @@ def run(profile: str = paths.DEFAULT_PROFILE, out=None, data_dir=None, only=None
     _check_places(run_dir, plans, data_dir, force)
     with io.folder_lock(run_dir, log=log):
         _check_run_dir(run_dir, todo, force or resume)
+        if resume:
+            _check_records(run_dir, plans)
         return _run_locked(prof, plans, run_dir, choices, book, log, resume)
+
+
+def _check_records(run_dir: Path, plans: list) -> None:
+    """Every record a resume reads, checked before any chapter runs: a damaged one is named, nothing is run."""
+    try:
+        for chapter, _ in plans:
+            if _has_outputs(run_dir, chapter):
+                records.chapter_record(run_dir / chapter.name)
+    except RecordError as err:
+        raise RunError(f"{err}; nothing was run") from None
 
 
 def _run_locked(prof: dict, plans: list, run_dir: Path, choices: dict, book: bool, log, resume: bool) -> RunResult:

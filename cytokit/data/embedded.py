@@ -14,8 +14,9 @@ from cytokit.data import synthetic
 
 
 def synthetic_dir(n_images: int, seed: int = 0, difficulty: float = 0.5, size: int = 250) -> Path:
-    """The cache folder for one synthetic dataset's settings."""
-    name = f"n{n_images}-seed{seed}-d{difficulty:g}-px{size}"
+    """The cache folder for one synthetic dataset's settings (and the generator's version: a new drawing
+    never meets an old one's folder)."""
+    name = f"v{synthetic.VERSION}-n{n_images}-seed{seed}-d{difficulty:g}-px{size}"
     return paths.synthetic_root() / name
 
 

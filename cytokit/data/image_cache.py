@@ -33,7 +33,7 @@ CACHE_DIR_ENV = "CYTOKIT_CACHE_DIR"
 #: That folder's name inside a run folder, shared by the run's chapters.
 RUN_FOLDER = "image_cache"
 #: Bump when the pixels a cache holds would change for the same files (decoder, resize, rounding).
-FORMAT = 1
+FORMAT = 2
 #: ``"auto"`` keeps a split in memory when it needs at most this share of the memory available.
 MEMORY_SHARE = 0.5
 #: Names this module writes: ``<split>-<size>px-<n>-<key>.npy`` and their temporary and lock files.

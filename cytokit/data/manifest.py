@@ -106,8 +106,8 @@ def _small_class_note(cls: str, n: int, plain, counts) -> str:
     return text + "."
 
 
-def _class_rng(seed: int, cls: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed), zlib.crc32(cls.encode("utf-8"))])
+def _class_rng(seed: int, cls: str, *stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), zlib.crc32(cls.encode("utf-8")), *stream])
 
 
 def _assign(n: int, counts, rng) -> np.ndarray:
@@ -119,6 +119,30 @@ def _assign(n: int, counts, rng) -> np.ndarray:
     labels[order[test:test + val]] = "val"
     labels[order[test + val:]] = "train"
     return labels
+
+
+#: The two halves of a real sample: what a synthetic generator is fitted to, and what it is judged on.
+HALVES = ("calibration", "report")
+_HALVES_STREAM = 1  # a random stream of its own: the halves never follow the train/val/test permutation
+
+
+def halves(manifest: pd.DataFrame, seed: int = 0) -> pd.Series:
+    """Each usable row's half, "calibration" or "report", cut once per class (bad rows: "excluded").
+
+    A class of n usable images puts n // 2 in the report half and the rest (one more when
+    n is odd, the single image of a 1-image class) in the calibration half. Each class's
+    permutation comes from its own seeded stream, so one class's cut never depends on
+    another's, on the row order, or on the train/val/test split of the same seed.
+    """
+    out = pd.Series("excluded", index=manifest.index, dtype=object, name="half")
+    ok = usable(manifest)
+    for cls in sorted(manifest["cls"].unique()):
+        rows = manifest.loc[(manifest["cls"] == cls) & ok].sort_values("path").index
+        order = _class_rng(seed, cls, _HALVES_STREAM).permutation(len(rows))
+        labels = np.full(len(rows), HALVES[0], dtype=object)
+        labels[order[: len(rows) // 2]] = HALVES[1]
+        out.loc[rows] = labels
+    return out
 
 
 def build_manifest(data_dir, seed=0, expected_size=(250, 250), progress=True) -> pd.DataFrame:

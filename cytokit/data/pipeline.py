@@ -1,7 +1,9 @@
 """tf.data batches of one split of the manifest, read in place (never from moved folders), as uint8 pixels.
 
 Images are decoded by content (a PNG named ``.jpg``, grayscale, RGBA, CMYK: all become
-8-bit RGB) and resized only when needed; they stay uint8 up to the model, whose first
+8-bit RGB): JPEGs by TensorFlow, every other format by the Pillow code validation checks
+them with, so an image validation calls usable has the same pixels here; they are resized
+only when needed; they stay uint8 up to the model, whose first
 layer applies the study's ``pixel / 255`` (:func:`cytokit.models.network.build_cnn`): a
 batch is a quarter of float32's bytes and no float pass over it is made here. JPEGs use
 libjpeg's accurate integer DCT, so full-size pixels equal ``cv2.imread``'s; read at a
@@ -21,8 +23,6 @@ from cytokit.data.manifest import labels, rows
 from cytokit.data.validation import decode_rgb
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Formats tf.io.decode_image handles natively (besides JPEG, decoded separately).
-_NATIVE_MAGIC = (b"\x89PNG", b"GIF8", b"BM")
 
 
 def dataset(manifest, data_dir, split, image_size: int, batch_size: int, class_names=None,
@@ -151,14 +151,7 @@ def decode(raw, image_size: int | None = None) -> tf.Tensor:
         return tf.switch_case(jpeg_scale_index(tf.image.extract_jpeg_shape(raw), image_size),
                               [lambda r=r: _decode_jpeg(raw, r) for r in JPEG_SCALES])
 
-    def other():  # the magic-number tests run only for the rare non-JPEG file
-        native = tf.reduce_any([tf.equal(tf.strings.substr(raw, 0, len(m)), m) for m in _NATIVE_MAGIC])
-        native = native | _is_webp(raw)
-        return tf.cond(native, lambda: tf.io.decode_image(raw, channels=3, expand_animations=False,
-                                                          dtype=tf.uint8),
-                       lambda: _decode_with_pillow(raw))
-
-    img = tf.cond(is_jpeg, jpeg, other)
+    img = tf.cond(is_jpeg, jpeg, lambda: _decode_with_pillow(raw))
     img.set_shape([None, None, 3])
     return img
 
@@ -186,14 +179,23 @@ def _decode_jpeg(raw, ratio: int):
     return tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE", ratio=ratio)
 
 
-def _is_webp(raw):
-    return tf.equal(tf.strings.substr(raw, 0, 4), b"RIFF") & tf.equal(tf.strings.substr(raw, 8, 4), b"WEBP")
-
-
 def _decode_with_pillow(raw):
-    img = tf.numpy_function(lambda b: decode_rgb(bytes(b)), [raw], tf.uint8, stateful=False)
+    """Every format but JPEG, decoded by :func:`cytokit.data.validation.decode_rgb`: the pixels validation checked.
+
+    TensorFlow's own BMP, GIF and WebP decoders disagree with Pillow (palette BMPs come out
+    as other colours, 1-bit BMPs and animated WebPs fail), so validation and training read
+    such files with one decoder.
+    """
+    img = tf.numpy_function(lambda b: decode_rgb(_as_bytes(b)), [raw], tf.uint8, stateful=False)
     img.set_shape([None, None, 3])
     return img
+
+
+def _as_bytes(value) -> bytes:
+    """A string tensor's value as numpy_function hands it over: bytes in a graph, a 0-d array when eager."""
+    if isinstance(value, np.ndarray):
+        value = value.item()
+    return bytes(value)
 
 
 def to_model_input(img, image_size: int) -> tf.Tensor:

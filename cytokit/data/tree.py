@@ -83,6 +83,9 @@ def dataset_root(data_dir) -> Path:
     if data_dir is None or str(data_dir) == "":
         raise DatasetError("no dataset folder given: pass data_dir, the folder holding one folder per class")
     root = Path(data_dir).expanduser()
+    if not root.exists() and os.path.islink(root):
+        raise DatasetError(f"dataset folder {shown(root)} is a link that loops back on itself or points nowhere: "
+                           "give the real folder")
     if not root.exists():
         raise DatasetError(f"dataset folder {shown(root)} does not exist: check the path "
                            "(data/README.md says how to get the real data)")
@@ -93,8 +96,14 @@ def dataset_root(data_dir) -> Path:
 
 
 def shown(path) -> str:
-    """A path as text that can always be printed: bytes that are not UTF-8 become U+FFFD."""
-    return os.fsencode(os.fspath(path)).decode("utf-8", errors="replace")
+    """A path as text that can always be printed: bytes that are not UTF-8 become U+FFFD, and control
+    characters (a terminal's escape codes, a newline) are shown as escapes (``\\x1b``)."""
+    return printable(os.fsencode(os.fspath(path)).decode("utf-8", errors="replace"))
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every character that is not printable (but those in ``keep``) written as its escape."""
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in str(text))
 
 
 def is_utf8_name(name: str) -> bool:
@@ -134,6 +143,13 @@ def check_dataset(data_dir) -> Path:
         raise DatasetError(f"{shown(root)} holds a single class folder, {shown(class_dirs[0].name)}/: a classifier "
                            "needs at least 2 classes; point data_dir at a folder holding one folder per class")
     return root
+
+
+def class_folders(data_dir) -> list[str]:
+    """Names of the top-level folders an index treats as classes (hidden, metadata and linked entries left out)."""
+    root = dataset_root(data_dir)
+    walk = _Walk(os.path.realpath(root))
+    return [e.name for e in _scan(root) if walk.classify(e, e.name) == "dir"]
 
 
 class _Walk:

@@ -7,10 +7,14 @@ Pillow and given a status: ``"bad"`` (excluded from every split, with the reason
 ``"converted"`` (usable: the pipeline converts its format, mode or size; noted) or ``"ok"``.
 
 libjpeg only warns when a JPEG's image data stops early and a marker follows (a cut file
-with an end-of-image marker appended): OpenCV, TensorFlow and Pillow all return the image
-with its missing part flat grey. A baseline JPEG is therefore decoded with its final
-end-of-image marker replaced by padding, so the decoder must finish every block from the
-file's own data (:func:`jpeg_data_ends_early`).
+with an end-of-image marker, a comment segment or zeros appended): OpenCV, TensorFlow and
+Pillow all return the image with its missing part flat grey. A baseline JPEG is therefore
+decoded from its own bytes up to where its scan's data ends (:mod:`cytokit.data.jpeg`),
+with padding in place of what follows, so the decoder must finish every block from the
+file's own data (:func:`jpeg_data_ends_early`); bytes after the end-of-image marker are
+not part of the image. Every image called usable decodes to the same pixels in the
+training pipeline as here (:mod:`cytokit.data.pipeline`); EXIF orientation is ignored on
+both paths, as the study's TensorFlow loader ignored it, and noted.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from cytokit.data import jpeg
 from cytokit.data.tree import dataset_root
 from cytokit.progress import bar as progress_bar
 
@@ -49,11 +54,15 @@ _MODE_NOTES = {
     "CMYK": "CMYK (converted)",
 }
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+#: What Pillow calls a JPEG file: MPO is a JPEG with more pictures after the first (cameras write it).
+JPEG_FORMATS = ("JPEG", "MPO")
 
 #: Largest file read to be checked; the real dataset's are about 40 KB. A bigger file is
 #: reported as bad without being read (``cytokit validate --max-file-mb`` raises it).
 MAX_FILE_BYTES = 64 * 2**20
-_EOI, _SOS = b"\xff\xd9", b"\xff\xda"
+#: Most pixels an image may have to be decoded (about 6,300 x 6,300): a small file declaring a huge
+#: image would otherwise take gigabytes, once per checking thread. The dataset's are 250 x 250.
+MAX_PIXELS = 40_000_000
 #: What replaces a JPEG's end-of-image marker: zeros (not a marker) for the decoder's look-ahead.
 _JPEG_PAD = b"\0" * 16
 
@@ -147,6 +156,9 @@ def check_bytes(data: bytes, name: str = "", expected_size=(250, 250)) -> ImageC
     except Exception as err:  # noqa: BLE001 - any header error makes the file unusable
         return ImageCheck("bad", f"unreadable image header ({err})")
     fmt, mode, (width, height) = im.format or "", im.mode, im.size
+    if width * height > MAX_PIXELS:
+        return ImageCheck("bad", f"{width:,} x {height:,} pixels, over the {MAX_PIXELS / 1e6:g}-megapixel limit: not "
+                                 "decoded (the dataset's images are 250 x 250)", width, height, mode, fmt)
     with strict_decoding():
         failure = _decode_failure(im, data, fmt)
     if failure:
@@ -170,7 +182,7 @@ def _not_an_image(data: bytes) -> str:
 
 def _decode_failure(im, data: bytes, fmt: str) -> str:
     """Fully decode ``im``; return why it failed, or "" when the whole image decoded."""
-    if fmt == "JPEG":
+    if fmt in JPEG_FORMATS:
         return _jpeg_failure(im, data)
     return _load_failure(im, fmt)
 
@@ -188,28 +200,53 @@ def _load_failure(im, fmt: str) -> str:
 
 
 def _jpeg_failure(im, data: bytes) -> str:
-    """Why a JPEG cannot be used: no end marker, image data that ends early, or a decoder error."""
-    if data.rfind(_EOI) < data.rfind(_SOS):
+    """Why a JPEG cannot be used: its markers, its coding, no end marker, image data that ends early."""
+    try:
+        found = jpeg.layout(data)
+    except jpeg.JpegStructureError as err:
+        return f"unreadable JPEG ({err})"
+    if found.frame not in jpeg.HUFFMAN_8_BIT or found.precision != 8:
+        return (f"{found.kind} JPEG of {found.precision} bits: the training pipeline (TensorFlow) reads only 8-bit "
+                "baseline, extended and progressive JPEGs; convert it to one of those, or to PNG")
+    if found.eoi is None or not found.scans:
         return "truncated JPEG (no end-of-image marker)"
-    if im.info.get("progressive") or im.info.get("progression"):
+    if found.progressive:
         failure = _load_failure(im, "JPEG")
-        gap = "" if failure else progressive_scans_missing(data)
+        gap = "" if failure else jpeg.scans_missing(found)
         return failure or (f"truncated JPEG ({gap})" if gap else "")
-    if jpeg_data_ends_early(data):
+    last = found.scans[-1]
+    zeros = jpeg.trailing_zeros(data, last.start, last.end)
+    if zeros <= len(_JPEG_PAD):  # as many zeros as the padding: the same bytes reach the decoder
+        zeros = 0
+    if jpeg_data_ends_early(data[:last.end]):
         return "truncated JPEG (its image data ends early; the rest would decode as flat grey)"
+    if zeros and jpeg_data_ends_early(data[:last.end - zeros]) and not _single_colour(im):
+        return (f"truncated JPEG padded with zeros (its image data ends in {zeros:,} zero bytes that the image "
+                "needs, as in a file cut short and padded: the rest decodes as filler; re-save it from the original "
+                "if it is whole)")
     return ""
 
 
-def jpeg_data_ends_early(data: bytes) -> bool:
-    """True when a baseline JPEG's blocks run out before its end-of-image marker.
+def _single_colour(im) -> bool:
+    """True for an image of one colour (its scan data may end in zero bytes that mean "the same again")."""
+    if _load_failure(im, "JPEG"):
+        return False
+    pixels = np.asarray(im)
+    return bool((pixels == pixels.reshape(-1, *pixels.shape[2:])[0]).all())
 
-    The file is decoded (strictly) with its final end-of-image marker replaced by zero
-    padding: a complete file's decoder finishes every block from the file's own data and
-    stops; a cut file's decoder waits for data and Pillow reports it truncated. A cut in
-    the last few bytes can pass, costing a block or two at the image's bottom edge.
-    Raises nothing; an image that fails to decode for another reason counts as ending early.
+
+def jpeg_data_ends_early(body: bytes) -> bool:
+    """True when a baseline JPEG's blocks run out before the end of ``body``, its bytes up to where its
+    scan's data ends.
+
+    ``body`` is decoded (strictly) with zero padding after it and no marker: a complete
+    file's decoder finishes every block from the file's own data and stops; a cut file's
+    decoder waits for data and Pillow reports it truncated. A cut in the last few bytes
+    can pass, costing a block or two at the image's bottom edge. Zero bytes that end
+    the scan's data are left out of ``body`` by the caller (a cut file padded with
+    zeros decodes them as blocks). Raises nothing; an image that fails to decode for
+    another reason counts as ending early.
     """
-    body = data[:data.rfind(_EOI)] if _EOI in data else data
     try:
         with strict_decoding():
             Image.open(io.BytesIO(body + _JPEG_PAD)).load()
@@ -218,65 +255,16 @@ def jpeg_data_ends_early(data: bytes) -> bool:
     return False
 
 
-#: Start-of-frame markers (baseline, extended, progressive, lossless; Huffman and arithmetic).
-_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
-def progressive_scans_missing(data: bytes) -> str:
-    """"" when a progressive JPEG's scans refine every coefficient of every component to full
-    precision, else which component lacks them (the file was cut before its last scans).
-
-    Reads only the markers. A cut inside the last scan is not seen here.
-    """
-    components, done, pos = [], {}, 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return "unreadable marker structure"
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xD9:
-            break
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
-        seg = data[pos + 4:pos + 2 + length]
-        if marker in _SOF and len(seg) >= 6:
-            components = [seg[6 + 3 * i] for i in range(seg[5]) if 6 + 3 * i < len(seg)]
-        if marker == 0xDA and seg:
-            ns = seg[0]
-            if len(seg) < 4 + 2 * ns:
-                return "unreadable scan header"
-            ss, se, al = seg[1 + 2 * ns], seg[2 + 2 * ns], seg[3 + 2 * ns] & 0x0F
-            if al == 0:
-                for i in range(ns):
-                    done.setdefault(seg[1 + 2 * i], set()).update(range(ss, se + 1))
-            pos = _after_entropy_data(data, pos + 2 + length)
-            continue
-        pos += 2 + length
-    full = set(range(64))
-    missing = [c for c in components if done.get(c, set()) != full]
-    return f"scans missing for component {', '.join(map(str, missing))}" if missing else ""
-
-
-def _after_entropy_data(data: bytes, pos: int) -> int:
-    """Position of the first marker after entropy-coded data (0xFF then neither 0x00 nor a restart)."""
-    while True:
-        pos = data.find(b"\xff", pos)
-        if pos < 0 or pos + 1 >= len(data):
-            return len(data)
-        nxt = data[pos + 1]
-        if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
-            pos += 1 if nxt == 0xFF else 2
-            continue
-        return pos
-
-
 def _notes(im, name: str, fmt: str, mode: str, size, expected_size) -> list[str]:
     """What the pipeline will convert for this (fully decodable) image."""
     notes = []
     suffix = Path(name).suffix.lower()
-    if suffix in SUFFIX_FORMATS and fmt and SUFFIX_FORMATS[suffix] != fmt:
+    if suffix in SUFFIX_FORMATS and fmt and SUFFIX_FORMATS[suffix] != ("JPEG" if fmt in JPEG_FORMATS else fmt):
         notes.append(f"{fmt} data named {suffix}")
+    orientation = _exif_orientation(im)
+    if orientation not in (None, 1):
+        notes.append(f"EXIF orientation {orientation} ignored: its pixels are used as stored, as the study's "
+                     "TensorFlow loader read them")
     if mode in _SIXTEEN_BIT:
         notes.append(f"16-bit grayscale {mode} (converted to 8-bit RGB)")
     elif mode != "RGB":
@@ -287,6 +275,14 @@ def _notes(im, name: str, fmt: str, mode: str, size, expected_size) -> list[str]
         ew, eh = expected_size
         notes.append(f"wrong size {size[0]}x{size[1]} (expected {ew}x{eh}; resized by the pipeline)")
     return notes
+
+
+def _exif_orientation(im):
+    """The EXIF orientation tag (1-8), or None without one (or with unreadable EXIF data)."""
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - broken EXIF is no reason to refuse pixels that decode
+        return None
 
 
 def read_rgb(path) -> np.ndarray:

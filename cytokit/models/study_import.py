@@ -24,8 +24,7 @@ import numpy as np
 
 from cytokit.data.outputs import check_file_output
 from cytokit.data.tree import shown
-from cytokit.models.network import build_cnn, param_count, study_layers
-from cytokit.models.training import save_model
+from cytokit.models import safe_h5
 
 #: The one global a study model pickle may name (module, qualified name).
 KERAS_WRAPPER = ("keras.saving.pickle_utils", "deserialize_model_from_bytecode")
@@ -35,6 +34,10 @@ PICKLE_SUFFIX = ".model_pickle"
 ARCHIVE_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 #: Largest archive member read into memory (the study's are ~1 MB): a zip bomb stops here.
 MAX_MEMBER_BYTES = 256 * 2**20
+#: Largest JSON member read (the study's config.json is 12 KB, its metadata.json 70 bytes), and the deepest
+#: nesting parsed (the study's config goes 7 deep): a config nested 100,000 deep never reaches the parser.
+MAX_JSON_BYTES = {"config.json": 2**20, "metadata.json": 64 * 2**10}
+MAX_JSON_DEPTH = 64
 #: Largest pickle file read (the study's are 1.3 MB); checked with ``stat`` before reading.
 MAX_PICKLE_BYTES = 64 * 2**20
 #: Bounds of a network the importer rebuilds: far above the study's CNN (250 px, 8-64 filters,
@@ -177,9 +180,36 @@ class StudyArchive:
 def _read_member(zf: zipfile.ZipFile, name: str) -> bytes:
     """One member's bytes, refusing sizes no study model has (a zip bomb stops here)."""
     info = zf.getinfo(name)
-    if info.file_size > MAX_MEMBER_BYTES:
-        raise StudyModelError(f"the model archive's {name} claims {info.file_size:,} bytes; refusing to inflate it")
-    return zf.read(info)
+    limit = MAX_JSON_BYTES.get(name, MAX_MEMBER_BYTES)
+    if info.file_size > limit:
+        raise StudyModelError(f"the model archive's {name} claims {info.file_size:,} bytes, over the {limit:,}-byte "
+                              "limit; refusing to inflate it")
+    data = zf.read(info)
+    if len(data) > limit:  # the zip's directory understated it
+        raise StudyModelError(f"the model archive's {name} holds over {limit:,} bytes; refused")
+    return data
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest, counted without parsing it (strings skipped)."""
+    bare = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
+    step = np.isin(bare, (0x5B, 0x7B)).astype(np.int64) - np.isin(bare, (0x5D, 0x7D))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def _parse_json(raw: bytes, name: str):
+    """A JSON member, parsed only when it nests no deeper than :data:`MAX_JSON_DEPTH`."""
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise StudyModelError(f"the model archive's {name} nests {depth:,} levels deep (a Keras model's is under "
+                              f"{MAX_JSON_DEPTH}); refused without parsing it")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as err:
+        raise StudyModelError(f"the model archive's {name} is unreadable JSON ({err})") from None
 
 
 def read_archive(zip_bytes: bytes) -> StudyArchive:
@@ -196,10 +226,8 @@ def read_archive(zip_bytes: bytes) -> StudyArchive:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError,
             RuntimeError, zlib.error) as err:
         raise StudyModelError(f"the pickle's model archive is not a readable .keras zip ({err})") from err
-    try:
-        config, metadata = json.loads(raw["config.json"]), json.loads(raw["metadata.json"])
-    except ValueError as err:
-        raise StudyModelError(f"the model archive's JSON is unreadable ({err})") from err
+    config = _parse_json(raw["config.json"], "config.json")
+    metadata = _parse_json(raw["metadata.json"], "metadata.json")
     if not isinstance(metadata, dict):
         raise StudyModelError(f"the model archive's metadata.json holds a {type(metadata).__name__}, not a mapping")
     return StudyArchive(config=config, metadata=_printable_metadata(metadata), weights_h5=raw["model.weights.h5"])
@@ -263,7 +291,7 @@ def study_spec(config: dict) -> StudySpec:
         check_size(config, spec)
     except StudyModelError:
         raise
-    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as err:
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError) as err:
         raise StudyModelError(f"the model archive's config.json is malformed ({type(err).__name__}: {err}); "
                               "it is not a study model") from None
     return spec
@@ -330,8 +358,10 @@ def _spec(config: dict) -> StudySpec:
     drops = [layer["config"]["rate"] for layer in layers if layer["class_name"] == "Dropout"]
     if len(drops) > 1:
         raise StudyModelError(f"the model has {len(drops)} Dropout layers; the study's CNN has at most one")
-    return StudySpec(n_classes=int(dense[-1]["config"]["units"]), image_size=int(shape[1]),
-                     dropout=float(drops[0]) if drops else None)
+    dropout = float(drops[0]) if drops else None
+    if dropout is not None and not 0 <= dropout < 1:
+        raise StudyModelError(f"the model's Dropout rate is {dropout}; a rate is in [0, 1)")
+    return StudySpec(n_classes=int(dense[-1]["config"]["units"]), image_size=int(shape[1]), dropout=dropout)
 
 
 def _pair(value) -> tuple:
@@ -397,12 +427,15 @@ def check_architecture(config: dict, model) -> None:
 # --------------------------------------------------------------------------- weights
 
 
-def _vars(group) -> list[np.ndarray]:
-    """``vars/0..k-1`` of one layer group as arrays, in index order."""
+def _vars(group, shapes: list[tuple]) -> list:
+    """``vars/0..k-1`` of one layer group, each checked (header only) to declare its shape in ``shapes``."""
     names = sorted(group["vars"].keys(), key=int) if "vars" in group else []
     if names != [str(i) for i in range(len(names))]:
         raise StudyModelError(f"weights group {group.name} has vars {names}, expected 0..{len(names) - 1}")
-    return [np.asarray(group["vars"][n][()]) for n in names]
+    if len(names) != len(shapes):
+        raise StudyModelError(f"weights group {group.name} holds {len(names)} arrays; the layer needs {len(shapes)}")
+    return [safe_h5.weights_dataset(group["vars"], n, shape, f"{group.name}/vars/{n}")
+            for n, shape in zip(names, shapes)]
 
 
 def _has_vars(obj) -> bool:
@@ -429,30 +462,47 @@ def _groups_by_class(layers_group) -> dict[str, list]:
     return found
 
 
-def read_study_weights(archive: StudyArchive) -> list[tuple[str, list[np.ndarray]]]:
-    """(config layer name, arrays) for every weighted layer, in the config's layer order."""
+def read_study_weights(archive: StudyArchive, shapes: list[list[tuple]]) -> list[tuple[str, list[np.ndarray]]]:
+    """(config layer name, arrays) for every weighted layer, in the config's layer order.
+
+    ``shapes`` are the weight shapes of the rebuilt network's weighted layers, in order.
+    The whole file is inspected first (:func:`cytokit.models.safe_h5.inspect`: nothing
+    that reads outside it, no filters, plain numeric datasets); then every array's
+    declared shape and type are checked against its layer; only then is any read.
+    """
     import h5py
 
     weighted = [layer for layer in _layers(archive.config) if layer["class_name"] in _H5_PREFIX]
+    if len(weighted) != len(shapes):
+        raise StudyModelError(f"the study model has {len(weighted)} layers with weights, build_cnn {len(shapes)}")
     try:
         with h5py.File(io.BytesIO(archive.weights_h5), "r") as h5:
+            safe_h5.inspect(h5)
             if _H5_LAYERS not in h5:
                 raise StudyModelError(f"model.weights.h5 has no {_H5_LAYERS} group (top level: {', '.join(h5)})")
             groups = _groups_by_class(h5[_H5_LAYERS])
-            out = []
-            for layer in weighted:
+            found = []
+            for layer, layer_shapes in zip(weighted, shapes):
                 cls, name = layer["class_name"], layer["config"].get("name")
                 if not groups[cls]:
                     raise StudyModelError(f"model.weights.h5 has no weights left for {cls} layer {name}")
-                out.append((name, _vars(groups[cls].pop(0))))
+                found.append((name, _vars(groups[cls].pop(0), layer_shapes)))
+            left = {cls: len(g) for cls, g in groups.items() if g}
+            if left:
+                raise StudyModelError(f"model.weights.h5 holds weights for more layers than the config lists: {left}")
+            out = [(name, [safe_h5.read_array(ds, ds.name) for ds in datasets]) for name, datasets in found]
     except StudyModelError:
         raise
-    except (OSError, KeyError, ValueError) as err:
+    except safe_h5.WeightsFileError as err:
+        raise StudyModelError(f"the model archive's model.weights.h5: {err}") from None
+    except (OSError, KeyError, ValueError, TypeError) as err:
         raise StudyModelError(f"the model archive's model.weights.h5 is unreadable ({err})") from err
-    left = {cls: len(g) for cls, g in groups.items() if g}
-    if left:
-        raise StudyModelError(f"model.weights.h5 holds weights for more layers than the config lists: {left}")
     return out
+
+
+def weight_shapes(model) -> list[list[tuple]]:
+    """The shapes of each weighted layer's weights in ``model``, in layer order."""
+    return [[tuple(w.shape) for w in layer.weights] for layer in model.layers if layer.weights]
 
 
 def set_study_weights(model, weights: list[tuple[str, list[np.ndarray]]]):
@@ -489,11 +539,13 @@ def load_study_pickle(pickle_path) -> ImportedModel:
     layer, so the rebuilt model takes uint8 pixels. That weightless layer is not part of
     the study's saved network and is left out of the architecture check.
     """
+    from cytokit.models.network import build_cnn, study_layers  # TensorFlow: loaded only to rebuild a model
+
     archive = read_archive(safe_unpickle(Path(pickle_path).read_bytes()))
     spec = study_spec(archive.config)
     model = build_cnn(spec.n_classes, image_size=spec.image_size, dropout=spec.dropout)
     check_architecture(archive.config, SimpleNamespace(layers=study_layers(model)))
-    set_study_weights(model, read_study_weights(archive))
+    set_study_weights(model, read_study_weights(archive, weight_shapes(model)))
     return ImportedModel(model=model, spec=spec, metadata=archive.metadata)
 
 
@@ -515,6 +567,8 @@ def import_study_model(pickle_path, out_path, force: bool = True) -> Path:
     The output is never the pickle itself, nor inside a dataset; without ``force`` it
     must not exist yet.
     """
+    from cytokit.models.training import save_model
+
     check_pickle_file(pickle_path)
     check_file_output(out_path, "OUT", inputs=[pickle_path], force=force)
     return save_model(load_study_pickle(pickle_path).model, out_path)
@@ -522,6 +576,8 @@ def import_study_model(pickle_path, out_path, force: bool = True) -> Path:
 
 def summary(imported: ImportedModel) -> str:
     """One line: layers, parameters, dropout, classes, and the Keras that saved it."""
+    from cytokit.models.network import param_count
+
     spec, meta = imported.spec, imported.metadata
     dropout = "none" if spec.dropout is None else f"{spec.dropout:g}"
     return (f"{len(imported.model.layers)} layers, {param_count(imported.model):,} parameters, "
@@ -534,9 +590,14 @@ def main_import(pickle_path, out_path, force: bool = False) -> Path:
 
     Every check (the output's place, the pickle's size) comes before anything is read.
     """
+    from cytokit.models.training import save_model
+
     check_pickle_file(pickle_path)
     check_file_output(out_path, "OUT", inputs=[pickle_path], force=force)
-    imported = load_study_pickle(pickle_path)
+    try:
+        imported = load_study_pickle(pickle_path)
+    except StudyModelError as err:
+        raise type(err)(f"{shown(pickle_path)}: {err}; nothing was written") from None
     out = save_model(imported.model, out_path)
     print(f"{shown(out)}: {summary(imported)}")
     return out

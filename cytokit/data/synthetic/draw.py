@@ -127,3 +127,10 @@ def sample_in(rng, mask: np.ndarray, n: int) -> np.ndarray:
 def dist_inside(mask: np.ndarray) -> np.ndarray:
     """Distance (px) of each mask pixel to the mask's edge."""
     return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+
+
+def remap(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """``img`` sampled at (map_x, map_y): bilinear for float maps, nearest for bool masks (0 outside)."""
+    if img.dtype == bool:
+        return cv2.remap(img.view(np.uint8), map_x, map_y, cv2.INTER_NEAREST, borderValue=0).view(bool)
+    return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)

@@ -1,7 +1,7 @@
 """One synthetic cell per class, drawn from that class's real morphology.
 
 Colour is a Beer-Lambert mix of three stains shared by every class (chromatin purple,
-basophilic blue, eosin pink), so colour alone does not tell classes apart; the
+basophilic blue, eosin pink), recoloured per class by the fitted settings (:mod:`.fitted`); the
 neutrophil series PMO -> MYB -> MMZ -> NGB -> NGS is one continuous maturation
 parameter per image, so neighbouring stages overlap as in real data.
 """
@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from cytokit.data.synthetic import draw as D
+from cytokit.data.synthetic.fitted import ClassSettings
 from cytokit.data.taxonomy import NEUTROPHIL_SERIES
 
 _R_MAX = 106.0  # largest cell radius, px at 250
@@ -37,8 +38,9 @@ class Cell:
 class Ctx:
     """Per-image drawing context: the random stream, image shape and pixel scale."""
 
-    def __init__(self, rng: np.random.Generator, size: int, difficulty: float):
+    def __init__(self, rng: np.random.Generator, size: int, difficulty: float, cal: ClassSettings | None = None):
         self.rng, self.shape, self.k, self.d = rng, (size, size), size / 250.0, float(difficulty)
+        self.cal = cal  # the fitted settings of the class being drawn (None: the recipe as it is)
 
     def px(self, v):
         """Lengths are specified for 250 px images; scale them to this size."""
@@ -62,23 +64,51 @@ def vec(chrom=0.0, baso=0.0, eosin=0.0) -> np.ndarray:
     return np.array([chrom, baso, eosin], np.float32).reshape(3, 1, 1)
 
 
-def _assemble(ctx: Ctx, cell, nuc, chrom, cyto, extra=None, texture=0.15) -> Cell:
+def _assemble(ctx: Ctx, cell, nuc, chrom, cyto, extra=None, texture=0.25) -> Cell:
     """Stack cytoplasm, nucleus and overlays into one cell with soft edges.
 
     `chrom` is the chromatin concentration (scalar or map) of the nucleus, `cyto` a
     stain mixture or (3, H, W) map for the cytoplasm, `extra` a (3, H, W) overlay
-    (granules, rods) clipped to the cell.
+    (granules, rods) clipped to the cell. The class's fitted settings (``ctx.cal``) set
+    the contrast of chromatin and cytoplasm and recolour nucleus and cytoplasm.
     """
+    cal = ctx.cal
+    if cal is not None:
+        chrom = _contrast(chrom, nuc, cal.chromatin_contrast)
+        texture *= cal.cytoplasm_contrast
+        extra = None if extra is None else extra * np.float32(cal.cytoplasm_contrast)
     cell = cell | nuc
     a_cell, a_nuc = D.soft(cell, ctx.px(0.9)), D.soft(nuc, ctx.px(0.7))
     tex = 1.0 + texture * D.noise(ctx.rng, ctx.shape, ctx.px(9))
     conc = cyto * (a_cell * (1 - a_nuc) * tex)
-    nuc_c = a_nuc * chrom
-    conc[0] += nuc_c
-    conc[1] += nuc_c * np.float32(0.06)
     if extra is not None:
         conc += extra * a_cell
+    nuc_c = a_nuc * chrom
+    nuc_mix = np.array([1.0, 0.06, 0.0], np.float32)
+    if cal is not None:
+        conc = _mix(cal.cytoplasm, conc)
+        nuc_mix = cal.nucleus @ nuc_mix
+    for i in range(3):
+        conc[i] += nuc_c * nuc_mix[i]
     return Cell(conc, a_cell, cell, nuc & cell)
+
+
+def _contrast(chrom, nuc, k: float):
+    """Chromatin's texture scaled by k around its mean over the nucleus (a scalar stays as it is)."""
+    if np.ndim(chrom) < 2 or k == 1.0 or not nuc.any():
+        return chrom
+    m = np.float32(chrom[nuc].mean())
+    return np.maximum(m + np.float32(k) * (chrom - m), 0).astype(np.float32)
+
+
+def _mix(m: np.ndarray, conc: np.ndarray) -> np.ndarray:
+    """Planar concentrations (3, H, W) mixed by the (3, 3) matrix m: out[i] = sum_j m[i, j] conc[j]."""
+    out = np.empty_like(conc)
+    for i in range(3):
+        out[i] = conc[0] * m[i, 0]
+        out[i] += conc[1] * m[i, 1]
+        out[i] += conc[2] * m[i, 2]
+    return out
 
 
 def _chromatin(ctx: Ctx, density, grain, amp, clump=0.0) -> np.ndarray:
@@ -126,7 +156,7 @@ def unit(a):
     return np.array([np.cos(a), np.sin(a)])
 
 
-def _body(ctx: Ctx, c, R, aspect=(1.0, 1.12), wobble=0.05):
+def _body(ctx: Ctx, c, R, aspect=(1.0, 1.12), wobble=0.08):
     """The cell's outline: a smooth irregular ellipse."""
     return D.blob(ctx.shape, ctx.rng, c, R, ctx.u(*aspect), ctx.u(0, np.pi), wobble)
 
@@ -186,7 +216,7 @@ def _round_nucleus(ctx: Ctx, center, r, aspect=(1.0, 1.15), wobble=0.04):
 _M = np.arange(5.0)
 _NEU = {
     "R": [94, 86, 78, 71, 68],  # cell radius, px at 250
-    "r": [0.56, 0.5, 0.41, 0.25, 0.26],  # nuclear tube radius / R
+    "r": [0.56, 0.5, 0.41, 0.3, 0.32],  # nuclear tube radius / R
     "L": [0.12, 0.34, 0.95, 2.05, 0.75],  # centreline length / R (lobe cores only at m=4)
     "bend": [0.0, 0.4, 2.3, 3.2, 4.2],  # total turning (rad): bean at 2, C/U at 3
     "pinch": [0.0, 0.0, 0.0, 0.15, 0.92],  # lobe constriction depth
@@ -215,14 +245,14 @@ def _maturation(ctx: Ctx, stage: int) -> float:
     return float(np.clip(stage + ctx.rng.normal(0, sd), -0.45, 4.45))
 
 
-def _neutrophil_nucleus(ctx: Ctx, center, R, m, cell_c=None):
+def _neutrophil_nucleus(ctx: Ctx, center, R, m, cell_c=None, lobe_p=(0.2, 0.4, 0.3, 0.1)):
     """Round -> bean -> band -> segmented nucleus as one continuous function of m.
 
     With `cell_c`, a centreline that would leave the cell (radius R around cell_c) is
     squeezed towards it: long lobe chains fold up inside the cell as real ones do.
     """
     pinch = min(_neu("pinch", m, ctx, 0.1) ** 1.5 / 0.92**0.5, 0.95)  # bands stay bands longer
-    lobes = int(ctx.rng.choice([2, 3, 4, 5], p=[0.2, 0.4, 0.3, 0.1])) if pinch > 0.05 else 1
+    lobes = int(ctx.rng.choice([2, 3, 4, 5], p=lobe_p)) if pinch > 0.05 else 1
     seg = float(np.clip(m - 3, 0, 1))  # lobe cores shorten as the waists become filaments
     r = R * _neu("r", m, ctx) * (3 / lobes) ** (0.3 * seg)
     core = R * _neu("L", m, ctx, 0.12) * (1 + (lobes / 3 - 1) * seg)
@@ -285,8 +315,8 @@ def _blast_like(ctx: Ctx, c, radius, shift, size, wobble, nucleoli, nucleolus_px
 def _bla(ctx: Ctx, c) -> Cell:
     """Blast: large, high N:C, fine chromatin, 1-3 nucleoli, thin blue rim."""
     R, cell, nuc, chrom, nl = _blast_like(ctx, c, (62, 86), (0, 0.08), (0.76, 0.88), 0.06, (1, 4), (5, 8))
-    extra = vec(0, 0.25) * nl
-    return _assemble(ctx, cell, nuc, chrom * (1 - 0.65 * nl), vec(0.1, ctx.u(0.65, 1.0), 0.03), extra)
+    extra = vec(0, 0.1) * nl  # nucleoli: paler, bluish spots in fine chromatin, faint at low resolution
+    return _assemble(ctx, cell, nuc, chrom * (1 - 0.35 * nl), vec(0.1, ctx.u(0.65, 1.0), 0.03), extra)
 
 
 def _lyt(ctx: Ctx, c) -> Cell:
@@ -390,10 +420,10 @@ def _eos_like(ctx: Ctx, c, m, dark_share) -> Cell:
     """Eosinophil body: packed large granules, orange-red or (ABE) partly purple-black."""
     R = ctx.radius(66, 84)
     cell = _body(ctx, c, R)
-    nuc = _neutrophil_nucleus(ctx, _offset(ctx, c, R * ctx.u(0.0, 0.12)), R * 1.05, m, c)
+    nuc = _neutrophil_nucleus(ctx, _offset(ctx, c, R * ctx.u(0.0, 0.12)), R * 1.05, m, c, (0.8, 0.15, 0.05, 0.0))
     chrom = _chromatin(ctx, ctx.u(1.15, 1.4), grain=5, amp=0.25, clump=0.5)
     sig = ctx.u(1.6, 2.1)
-    gran = _granules(ctx, cell & ~nuc, 4.4, sig, vec(0.1, 0.0, 0.95), (0.7, 1.1))
+    gran = _granules(ctx, cell & ~nuc, 4.4, sig, vec(0.2, 0.05, 0.8), (0.6, 1.0))  # orange-pink, packed
     if dark_share:
         gran = gran * (1 - dark_share) + _granules(ctx, cell, 6.5, sig, vec(1.2, 0.15, 0.2), (0.6, 1.1))
     return _assemble(ctx, cell, nuc, chrom, vec(0.05, 0.08, 0.3), gran)
@@ -432,7 +462,7 @@ def _mon(ctx: Ctx, c) -> Cell:
     creases = cv2.GaussianBlur(folds, (0, 0), ctx.px(1.2))
     chrom = _chromatin(ctx, ctx.u(0.75, 0.95), grain=4, amp=0.25) + 0.45 * creases
     vac = _vacuoles(ctx, cell & ~nuc, int(ctx.rng.integers(3, 12)), (2.5, 6.5))
-    cyto = vec(0.16, ctx.u(0.3, 0.45), 0.1) * (1 - 0.85 * vac)
+    cyto = vec(0.16, ctx.u(0.3, 0.45), 0.1) * (1 - 0.4 * vac)
     dust = _granules(ctx, cell & ~nuc, 9, 0.8, vec(0.3, 0, 0.3), (0.3, 0.6))
     return _assemble(ctx, cell, nuc, chrom, cyto, dust)
 
@@ -492,8 +522,26 @@ def _threads(ctx: Ctx, c, R, region):
 
 
 def _art(ctx: Ctx, c) -> Cell:
-    """Artefact: stain precipitate, smeared amorphous material or a crushed fragment."""
-    return (_precipitate, _sheet, _fragment)[int(ctx.rng.integers(0, 3))](ctx, c)
+    """Artefact: mostly a cell torn and smeared by the spreading, else stain precipitate, smeared
+    amorphous material or a crushed fragment."""
+    kind = ctx.rng.choice(4, p=[0.6, 0.1, 0.15, 0.15])
+    return (_damaged, _precipitate, _sheet, _fragment)[int(kind)](ctx, c)
+
+
+def _damaged(ctx: Ctx, c) -> Cell:
+    """An ordinary cell broken by the smear: dragged and torn (ragged edge, strands) and mottled."""
+    cell = RECIPES[str(ctx.rng.choice(["BLA", "MON", "PMO", "MYB", "NGS", "LYT", "EBO"]))](ctx, c)
+    h, w = ctx.shape
+    ang, pull = ctx.u(0, 2 * np.pi), ctx.px(ctx.u(15, 45))
+    drag = np.maximum(D.noise(ctx.rng, ctx.shape, ctx.px(40)), 0) * pull  # some parts dragged further
+    tear = ctx.px(ctx.u(5, 12))
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx = (gx - float(np.cos(ang)) * drag + D.noise(ctx.rng, ctx.shape, ctx.px(7)) * tear).astype(np.float32)
+    my = (gy - float(np.sin(ang)) * drag + D.noise(ctx.rng, ctx.shape, ctx.px(7)) * tear).astype(np.float32)
+    mottle = np.clip(1 + 0.35 * D.noise(ctx.rng, ctx.shape, ctx.px(6)), 0.3, 1.8).astype(np.float32)
+    conc = np.stack([D.remap(p, mx, my) for p in cell.conc]) * mottle
+    mask = D.remap(cell.cell, mx, my)
+    return Cell(conc, D.remap(cell.alpha, mx, my), mask, D.remap(cell.nucleus, mx, my) & mask)
 
 
 def _precipitate(ctx: Ctx, c) -> Cell:
@@ -529,11 +577,17 @@ def _fragment(ctx: Ctx, c) -> Cell:
     return _defocus(cell, ctx.px(ctx.u(0.5, 2.5)))
 
 
+#: What an unidentifiable cell was: often a dense dying (pyknotic) one, else any common cell.
+_NIF_BASES = {"PYK": 0.35, "LYT": 0.15, "NGS": 0.1, "EBO": 0.1, "BLA": 0.1, "MON": 0.1, "PMO": 0.05, "MYB": 0.05}
+
+
 def _nif(ctx: Ctx, c) -> Cell:
-    """Not identifiable: a degenerate (pyknotic or ordinary) cell, heavily out of focus."""
-    base = str(ctx.rng.choice(["NGS", "LYT", "EBO", "BLA", "MON", "PMO", "MYB", "PYK"]))
+    """Not identifiable: a degenerate (pyknotic or ordinary) cell, out of focus, often off the centre."""
+    base = str(ctx.rng.choice(list(_NIF_BASES), p=list(_NIF_BASES.values())))
+    if ctx.rng.uniform() < 0.3:  # framed badly: the cell lies towards the edge
+        c = _offset(ctx, c, ctx.px(ctx.u(25, 60)))
     cell = _pyknotic(ctx, c) if base == "PYK" else RECIPES[base](ctx, c)
-    return _defocus(cell, ctx.px(ctx.u(2.5, 6.0)))
+    return _defocus(cell, ctx.px(ctx.u(2.5, 6.0)) * (ctx.cal.defocus if ctx.cal is not None else 1.0))
 
 
 def _pyknotic(ctx: Ctx, c) -> Cell:

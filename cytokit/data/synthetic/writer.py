@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import json
 import os
 import shutil
@@ -16,14 +18,15 @@ import numpy as np
 
 from cytokit import io
 from cytokit.data.outputs import check_folder_output
+from cytokit.data.synthetic import fitted
+from cytokit.data.synthetic.mark import GENERATOR, META_FILE, read_meta
 from cytokit.data.synthetic.layout import class_counts, parse, relpath
 from cytokit.data.synthetic.scene import check_settings, render
 from cytokit.data.taxonomy import CODES
 from cytokit.progress import bar as progress_bar
 
-GENERATOR = "cytokit.synth"  # recorded in SYNTH.json; identifies the format, not a module
-VERSION = 1
-META_FILE = "SYNTH.json"
+#: Version of the drawing: 2 is fitted to real smears (calibration.json); 1 was drawn by eye.
+VERSION = 2
 _CHUNK = 48
 #: Fewest images: 3 per class, so chapter 01 can give every class a train, val and test image.
 MIN_IMAGES = 3 * len(CODES)
@@ -34,9 +37,37 @@ MIN_SIZE, MAX_SIZE = 32, 1024
 
 
 
+#: Modules of the generator that never decide a pixel (the dataset's mark, the fitting code): left out of
+#: :func:`generator_digest`, so a change to them keeps a measurement of the images valid.
+NOT_DRAWING = ("mark.py", "measure.py", "calibration.py")
+
+
+def generator_digest(package=None) -> str:
+    """SHA-256 of the generator's code (comments and docstrings left out) and data files: what a
+    measurement of its images holds for. ``package``: another copy's ``cytokit/data/synthetic`` folder."""
+    folder = Path(package) if package is not None else Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.name in NOT_DRAWING:
+            continue
+        if path.suffix == ".py":
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                body = getattr(node, "body", None)
+                if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                        and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]
+            h.update(path.name.encode() + ast.dump(tree).encode())
+        elif path.suffix == ".json":
+            h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
 def _jpeg_quality(seed, pos, index) -> int:
-    """Per-image JPEG quality (80-95) from its own stream, so render() is unaffected."""
-    return int(np.random.default_rng([int(seed), pos, int(index), 1]).integers(80, 96))
+    """Per-image JPEG quality, in the fitted range (the real sample's), from its own stream so render() is
+    unaffected."""
+    lo, hi = fitted.field(fitted.shipped())["jpeg_quality"]
+    return int(np.random.default_rng([int(seed), pos, int(index), 1]).integers(int(lo), int(hi) + 1))
 
 
 def encode(code, index, seed, size, difficulty) -> bytes:
@@ -77,14 +108,6 @@ def _meta(n_images, seed, size, difficulty) -> dict:
         "n_images": int(n_images),
         "counts": class_counts(n_images),
     }
-
-
-def read_meta(data_dir) -> dict | None:
-    """The dataset's SYNTH.json, or None for a real (non-synthetic) dataset."""
-    path = Path(data_dir) / META_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _is_cached(out: Path, meta: dict) -> bool:
