@@ -205,7 +205,7 @@ def spread(centre: float, n: int = 20, seed: int = 0) -> np.ndarray:
 def test_summary_has_intervals_in_cascade_order_and_counts_constant_maps():
     t = table({(0, rnd.BASELINE, "LIME"): spread(0.8), (1, "probs", "LIME"): spread(0.5),
                (1, "probs", "Grad-CAM"): [*spread(0.6, 18), np.nan, np.nan], (2, "dense", "LIME"): spread(0.1)})
-    s = rnd.summarise(t, resamples=500)
+    s = rnd.summarise(t)
     assert s["step"].tolist() == [rnd.BASELINE, "probs", "probs", "dense"]
     assert (s["low"] <= s["mean"]).all() and (s["mean"] <= s["high"]).all()
     assert s.attrs["column"] == "spearman"
@@ -218,21 +218,21 @@ def test_a_method_passes_when_its_last_step_keeps_under_half_its_own_agreement()
     base = {(0, rnd.BASELINE, "LIME"): spread(0.8), (0, rnd.BASELINE, "Grad-CAM"): [1.0] * 20}  # bars 0.39, 0.5
     t = table({**base, (1, "probs", "LIME"): spread(0.9), (1, "probs", "Grad-CAM"): spread(0.1),  # earlier: not read
                (2, "block1", "LIME"): spread(0.05, seed=1), (2, "block1", "Grad-CAM"): spread(0.78, seed=1)})
-    summary = rnd.summarise(t, resamples=500)
+    summary = rnd.summarise(t)
     assert rnd.verdicts(summary) == summary.attrs["verdicts"] == {"LIME": rnd.PASSES, "Grad-CAM": rnd.FAILS}
     t = table({**base, (1, "probs", "LIME"): np.linspace(-0.2, 0.9, 20),  # mean 0.35 < 0.39, its interval across
                (1, "probs", "Grad-CAM"): spread(0.4)})  # under 0.5 although far from 0: kept less than half
-    assert rnd.summarise(t, resamples=500).attrs["verdicts"] == {"LIME": rnd.INCONCLUSIVE, "Grad-CAM": rnd.PASSES}
+    assert rnd.summarise(t).attrs["verdicts"] == {"LIME": rnd.INCONCLUSIVE, "Grad-CAM": rnd.PASSES}
     t = table({(0, rnd.BASELINE, "LIME"): spread(0.0), (0, rnd.BASELINE, "Grad-CAM"): [np.nan] * 20,
                (1, "probs", "LIME"): spread(-0.9), (1, "probs", "Grad-CAM"): spread(0.1)})
-    assert rnd.summarise(t, resamples=500).attrs["verdicts"] == {"LIME": rnd.INCONCLUSIVE, "Grad-CAM": rnd.NOT_MEASURED}
+    assert rnd.summarise(t).attrs["verdicts"] == {"LIME": rnd.INCONCLUSIVE, "Grad-CAM": rnd.NOT_MEASURED}
 
 
 def test_a_reversed_lime_ranking_passes_signed_and_fails_on_magnitudes():
     t = table({(0, rnd.BASELINE, "LIME"): spread(0.8), (1, "block1", "LIME"): spread(-0.8, seed=2)})
     t["spearman_abs"] = t["spearman"].abs()  # the randomised LIME ranks the same superpixels, signs flipped
-    assert rnd.summarise(t, resamples=500).attrs["verdicts"] == {"LIME": rnd.PASSES}
-    assert rnd.summarise(t, resamples=500, column="spearman_abs").attrs["verdicts"] == {"LIME": rnd.FAILS}
+    assert rnd.summarise(t).attrs["verdicts"] == {"LIME": rnd.PASSES}
+    assert rnd.summarise(t, column="spearman_abs").attrs["verdicts"] == {"LIME": rnd.FAILS}
 
 
 # --------------------------------------------------------------------------- the check on a model that reads one region

@@ -251,6 +251,19 @@ def test_two_thirds_precision_rule():
     json.dumps(as_dict, allow_nan=False)
 
 
+def test_curve_points_get_intervals_over_the_images_each_n_used():
+    """Every curve point: its estimate inside its interval, the images it rests on, NaN where none was used."""
+    y = [0, 0, 0, 1, 1, 1]
+    res = _result({1: [1, 1, 1, 1, 1, 1], 5: [0, 0, 1, 1, -1, -1], 9: [-1] * 6}, y, full_pred=y)
+    table = res.curve_intervals(resamples=400)
+    assert table["images"].to_dict() == {"1": 6, "5": 4, "9": 0, "all": 6}
+    for n in ("1", "5", "all"):
+        for m in ("accuracy", "precision_weighted"):
+            assert table.loc[n, f"{m}_low"] <= table.loc[n, m] <= table.loc[n, f"{m}_high"]
+    assert table.loc["all", "accuracy"] == 1.0 and table.loc["all", "accuracy_low"] < 1.0  # six right: not certain
+    assert table.loc["9"].drop("images").isna().all()
+
+
 def test_unpredicted_classes_are_not_judged():
     y = [0, 0, 1, 1]
     res = _result({1: [0, 0, 0, 0]}, y, full_pred=[0, 0, 0, 0])  # B never predicted on full images

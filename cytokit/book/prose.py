@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cytokit.data import embedded, synthetic
+from cytokit.evaluation.statistics import ALPHA, FEW_IMAGES, holm
 
 
 def data_source(data_dir) -> str:
@@ -35,15 +36,19 @@ def problems(counts: dict) -> str:
     return "The table above lists every file that was excluded or needs a conversion, with the reason."
 
 
-def evaluated(n_images: int, split: str | None) -> str:
-    """What chapter 05 evaluated: a held-out split, or every image of a sample (an upper bound)."""
+def evaluated(n_images: int, split: str | None, classes: int | None = None) -> str:
+    """What chapter 05 evaluated: a held-out split, or every image of a sample (an upper bound), and the class
+    set its balanced accuracy and macro F1 average over."""
+    where = "in the folder" if split is None else "in these images"
+    over = (f" Balanced accuracy and macro F1 average over the {classes} classes {where}, the same set for "
+            "every model." if classes else "")
     if split == "test":
-        return f"The {n_images:,} test images were predicted once by each model."
+        return f"The {n_images:,} test images were predicted once by each model.{over}"
     if split is None:
         return (f"**Every usable image of the folder ({n_images:,}) was evaluated, not a held-out test split**: "
                 "the folder is a sample, and the study's models may have been trained on some of its images, "
-                "so these figures are an upper bound, not test results.")
-    return f"The {n_images:,} images of the {split} split were predicted once by each model."
+                f"so these figures are an upper bound, not test results.{over}")
+    return f"The {n_images:,} images of the {split} split were predicted once by each model.{over}"
 
 
 def literature_caveat(is_synthetic: bool) -> str:
@@ -91,7 +96,9 @@ def with_interval(value: float, low: float, high: float) -> str:
 
 
 def number_with_interval(value: float, low: float, high: float, digits: int = 2) -> str:
-    """A plain number with its 95 % interval: "0.62 (0.48–0.74)"."""
+    """A plain number with its 95 % interval: "0.62 (0.48–0.74)"; "0.62 (one image: no interval)"."""
+    if low != low or high != high:
+        return f"{value:.{digits}f} (one image: no interval)" if value == value else "not measured"
     return f"{value:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
 
 
@@ -112,13 +119,52 @@ def verdict_clause(verdict: str, a: str, b: str) -> str:
     return f"these images cannot tell the {a} and {b} models apart"
 
 
+def p_value(p: float, floor: float = 0.0, short: bool = False) -> str:
+    """A p-value as the page prints it: "p = 0.03", "p < 0.001", or at a permutation test's floor
+    "p ≤ 0.0005, the smallest its 2,000 permutations can give" ("p ≤ 0.0005 (floor)" in a table)."""
+    if floor and p <= floor * (1 + 1e-9):
+        why = "(floor)" if short else f", the smallest its {round(1 / floor) - 1:,} permutations can give"
+        return f"p ≤ {floor:.2g}{'' if why.startswith(',') else ' '}{why}"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def why_unclear(c) -> str:
+    """Why a comparison is no verdict although its interval or its test alone would call it."""
+    if c.verdict != "no clear difference":
+        return ""
+    if c.low > 0 or c.high < 0:
+        return " (the interval excludes zero but the test does not reach p < 0.05; a verdict needs both)"
+    if c.p_value < ALPHA:
+        return (" (the test finds that the two models call these images differently, but the interval, which "
+                "carries the uncertainty of every class however few its images, includes zero; a verdict needs both)")
+    return ""
+
+
+def class_set(c, where: str = "") -> str:
+    """The class set a class-averaged metric was averaged over: " over the 8 classes present (in them)"."""
+    if c.metric in ("balanced_accuracy", "macro_f1") and getattr(c, "classes", 0):
+        return f" over the {c.classes} classes present" + (f" {where}" if where else "")
+    return ""
+
+
+def few_images(n: int) -> str:
+    """The mark of an interval built on fewer than 20 images."""
+    return f"few images: {n}" if 0 < n < FEW_IMAGES else ""
+
+
+def marked(text: str, n: int) -> str:
+    """A value with its interval, marked when the interval rests on fewer than 20 images."""
+    return f"{text} ({few_images(n)})" if few_images(n) else text
+
+
 def comparison(c, value_a: float, value_b: float, images: str = "validation images") -> str:
     """One sentence comparing two models from a :class:`~cytokit.evaluation.statistics.Comparison`."""
     word = METRIC_WORDS.get(c.metric, c.metric)
-    test = f"{c.test} p = {c.p_value:.2g}"
-    return (f"On the {images} the {c.a} model's {word} is {100 * value_a:.1f} % against the {c.b} model's "
-            f"{100 * value_b:.1f} %: a difference of {points(c.difference)} points (95 % interval "
-            f"{points(c.low)} to {points(c.high)}; {test}), so {verdict_clause(c.verdict, c.a, c.b)}.")
+    few = f"; {few_images(c.n)}" if few_images(c.n) else ""
+    return (f"On the {images} the {c.a} model's {word}{class_set(c, 'in them')} is {100 * value_a:.1f} % against the {c.b} "
+            f"model's {100 * value_b:.1f} %: a difference of {points(c.difference)} points (95 % interval "
+            f"{points(c.low)} to {points(c.high)}; {c.test} {p_value(c.p_value, c.p_floor)}{few}), so "
+            f"{verdict_clause(c.verdict, c.a, c.b)}{why_unclear(c)}.")
 
 
 def seed_spread(name: str, spread: dict, metric: str = "balanced_accuracy") -> str:
@@ -148,9 +194,10 @@ def best_model(best: str | None, card: str, metric: str) -> str:
     word = METRIC_WORDS.get(metric, metric)
     if best:
         return (f"On {word} the **{best}** model is better than each of the other two (both intervals of the "
-                f"difference exclude zero): it is the best of the three here, and the model card describes it.")
-    return (f"No model is clearly best: on {word} at least one of the comparisons with the others has an "
-            f"interval that includes zero. The model card below describes the {card} model, the study's final "
+                f"difference exclude zero and both tests agree): it is the best of the three here, and the model "
+                "card describes it.")
+    return (f"No model is clearly best: on {word} at least one of the comparisons with the others is no clear "
+            f"difference. The model card below describes the {card} model, the study's final "
             "model, by the book's rule for this case, not because it is better.")
 
 
@@ -167,8 +214,8 @@ def claim_over_seeds(claim: str, c, spread: dict) -> str:
     if c.verdict == "worse":
         return (f"**This run does not support the claim that {claim}:** on these images the {c.a} model's {word} "
                 "is lower beyond the interval.")
-    return (f"**This run cannot tell whether {claim}:** the interval of the difference in {word} includes zero "
-            "at this scale.")
+    return (f"**This run cannot tell whether {claim}:** the difference in {word} is no clear difference at this "
+            "scale (its interval includes zero, or its test does not confirm it).")
 
 
 def sufficient_n_with_interval(n, low, high) -> str:
@@ -181,9 +228,30 @@ def sufficient_n_with_interval(n, low, high) -> str:
 
 
 def difference_cell(c: dict) -> str:
-    """A paired difference in a table cell: "+12.3 points (+4.1 to +20.0): better"."""
-    return (f"{points(c['difference'])} points ({points(c['ci95'][0])} to {points(c['ci95'][1])}): "
-            f"{c['verdict']}")
+    """A paired difference in a table cell: "+12.3 points (+4.1 to +20.0; p = 0.002): better", marked when it
+    rests on few images."""
+    few = f"; {few_images(c.get('n', 0))}" if few_images(c.get("n", 0)) else ""
+    return (f"{points(c['difference'])} points ({points(c['ci95'][0])} to {points(c['ci95'][1])}; "
+            f"{p_value(c['p_value'], c.get('p_floor', 0.0))}{few}): {c['verdict']}")
+
+
+def family(comparisons: list[dict], what: str = "comparisons on this page") -> str:
+    """What α = 0.05 means for a family of comparisons, and which verdicts survive Holm's correction."""
+    called = [c for c in comparisons if c["verdict"] != "no clear difference"]
+    if len(comparisons) < 2:
+        return ""
+    kept = [c for c, p in zip(comparisons, holm([c["p_value"] for c in comparisons]))
+            if c["verdict"] != "no clear difference" and p < ALPHA]
+    n = len(comparisons)
+    chance = 1 - (1 - ALPHA) ** n
+    head = (f"Each of the {n} {what} is read at α = {ALPHA:g}, so even if no difference were real the chance "
+            f"that at least one is called better or worse would be up to {100 * chance:.0f} % (for independent "
+            "tests).")
+    if not called:
+        return head + " None is called better or worse here."
+    return (head + f" Here {len(called)} {'is' if len(called) == 1 else 'are'} called better or worse; with Holm's "
+            f"correction for all {n}, which keeps that chance at 5 % or less, {len(kept)} of them still "
+            f"{'is' if len(kept) == 1 else 'are'}.")
 
 
 def across_fills(meaning: str, verdicts: dict) -> str:
@@ -228,10 +296,15 @@ def stability(record: dict, seeds: int, samples: int, more: int) -> str:
     top5 = record["lime_seed_top5_overlap"]
     spear = record["lime_seed_spearman"]
     more_top5 = record[f"samples_{samples}_vs_{more}_top5_overlap"]
+    where = f", on {top5['images']} images (few images)" if top5.get("images", 0) < FEW_IMAGES else ""
+    if top5.get("images", 0) < 2 or spear.get("images", 0) < 2:
+        return (f"Only {top5.get('images', 0)} image could be compared across {seeds} LIME seeds: too few for an "
+                "interval, so this page cannot say how stable LIME is.")
     return (f"Across {seeds} LIME seeds the top five superpixels overlap by {100 * top5['value']:.0f} % on average "
             f"(95 % interval {100 * top5['ci95'][0]:.0f}–{100 * top5['ci95'][1]:.0f} %) and the weights correlate at "
-            f"Spearman {spear['value']:.2f} ({spear['ci95'][0]:.2f}–{spear['ci95'][1]:.2f}); with {more:,} "
-            f"perturbations instead of {samples} the top five overlap by {100 * more_top5['value']:.0f} %.")
+            f"Spearman {spear['value']:.2f} ({spear['ci95'][0]:.2f}–{spear['ci95'][1]:.2f}){where};"
+            f" with {more:,} perturbations instead of {samples} the top five overlap by "
+            f"{100 * more_top5['value']:.0f} %.")
 
 
 def deletion(record: dict) -> str:
@@ -244,8 +317,10 @@ def deletion(record: dict) -> str:
         verdict = (f"LIME's ranking moves the probability {good} than a random one" if wins else
                    "this sample cannot tell LIME's ranking from a random one" if c["verdict"] == "no clear difference"
                    else "a random ranking does better than LIME's")
+        few = f"; {few_images(c.get('n', 0))}" if few_images(c.get("n", 0)) else ""
         out.append(f"In {kind}, LIME − random AUC is {c['difference']:+.3f} (95 % interval {c['ci95'][0]:+.3f} to "
-                   f"{c['ci95'][1]:+.3f}): {verdict}.")
+                   f"{c['ci95'][1]:+.3f}; {c['test']} {p_value(c['p_value'], c.get('p_floor', 0.0))}{few}): "
+                   f"{verdict}.")
     return " ".join(out)
 
 

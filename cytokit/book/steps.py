@@ -182,9 +182,7 @@ def difference_over_seeds(chapter: Chapter, runs: dict[int, Evaluation], upstrea
 
 def claim(chapter: Chapter, key: str, text: str, comparison: str, spread: dict) -> str:
     """Records whether this run supports one of the study's claims, from a comparison and the seeds."""
-    c = statistics.Comparison(**{k: v for k, v in chapter.metrics[comparison].items()
-                                 if k in ("a", "b", "metric", "difference", "p_value", "test")},
-                              low=chapter.metrics[comparison]["ci95"][0], high=chapter.metrics[comparison]["ci95"][1])
+    c = statistics.Comparison.from_dict(chapter.metrics[comparison])
     return chapter.record(key, prose.claim_over_seeds(text, c, spread))
 
 
@@ -304,6 +302,7 @@ def record_scores(chapter: Chapter, ev: Evaluation, prefix: str) -> None:
             chapter.record(f"{prefix}{name}", iv.estimate)
             chapter.record(f"{prefix}{name}_ci95", iv.as_list())
             chapter.record(f"{prefix}{name}_text", prose.with_interval(iv.estimate, iv.low, iv.high))
+    chapter.record(f"{prefix}classes", ev.classes_present)
 
 
 def compare(chapter: Chapter, key: str, a: Evaluation, b: Evaluation, names: tuple[str, str], metric: str,
@@ -343,6 +342,7 @@ def scores_table(evaluations: dict, study_model: str | None = None, split: str =
         rows[name] = {m: prose.with_interval(ivs[m].estimate, ivs[m].low, ivs[m].high)
                       for m in (*metrics.HEADLINE_KEYS, "macro_f1")}
         rows[name]["images"] = f"{len(ev.y_true):,}"
+        rows[name]["classes"] = str(ev.classes_present)
     if study_model:
         published = study.study_headline(study_model, split)
         rows[f"study {study_model} (real data, published)"] = {m: f"{100 * v:.1f} %" for m, v in published.items()}
@@ -426,7 +426,8 @@ def predict_models(chapter: Chapter, data: ChapterData, paths: dict, eval_split:
     chapter.record("model_source", model_source)
     chapter.record("is_synthetic", embedded.is_synthetic(data.root))
     chapter.record("n_test", len(data.labels(split)))
-    chapter.record("eval_statement", prose.evaluated(len(data.labels(split)), split))
+    chapter.record("eval_statement", prose.evaluated(len(data.labels(split)), split,
+                                                     next(iter(out.values())).classes_present if out else None))
     print({name: chapter.shown(p) for name, p in paths.items()})
     return out
 
@@ -479,10 +480,23 @@ def pairwise(chapter: Chapter, tested: dict[str, Evaluation], eval_split: str) -
         for metric in PAIR_METRICS:
             found.append(compare(chapter, f"{a}_vs_{b}_{metric}", tested[a], tested[b], (a, b), metric, images))
     chapter.keep("comparisons", [c.as_dict() for c in found])
-    return pd.DataFrame([{"a": c.a, "b": c.b, "metric": prose.METRIC_WORDS[c.metric],
+    family(chapter, "comparisons", [c.as_dict() for c in found], "comparisons of this section")
+    holm = statistics.holm([c.p_value for c in found])
+    return pd.DataFrame([{"a": c.a, "b": c.b, "metric": prose.METRIC_WORDS[c.metric] + prose.class_set(c),
                           "a − b (points)": prose.points(c.difference),
                           "95 % interval": f"{prose.points(c.low)} to {prose.points(c.high)}",
-                          "p-value": f"{c.p_value:.2g} ({c.test})", "verdict": c.verdict} for c in found])
+                          "p-value": f"{prose.p_value(c.p_value, c.p_floor, short=True)} ({c.test})",
+                          "Holm-adjusted p": prose.p_value(h), "verdict": c.verdict} for c, h in zip(found, holm)])
+
+
+def family(chapter: Chapter, key: str, comparisons: list[dict], what: str) -> str:
+    """Records the sentence on what α means for a page's family of comparisons (``<key>_family``)."""
+    return chapter.record(f"{key}_family", prose.family(comparisons, what))
+
+
+def page_family(chapter: Chapter, keys, what: str = "comparisons on this page") -> str:
+    """:func:`family` over the comparisons this chapter kept under ``keys`` (those that ran)."""
+    return family(chapter, "page", [chapter.metrics[k] for k in keys if k in chapter.metrics], what)
 
 
 def choose_card_model(chapter: Chapter, tested: dict[str, Evaluation]) -> str:

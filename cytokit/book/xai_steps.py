@@ -150,8 +150,10 @@ def _fill_record(exp: Experiment, kind: str, seed: int) -> dict:
         out["sufficient_n"][curve] = point
         out["sufficient_n_ci95"][curve] = [low, high]
     for key, a, b, _ in COMPARISONS:
-        c = statistics.paired_mean_difference(results[a].per_image_accuracy(), results[b].per_image_accuracy(),
-                                              (CURVES[a], CURVES[b]), "accuracy over n", seed=seed)
+        first, second = results[a].per_image_accuracy(), results[b].per_image_accuracy()
+        both = ~np.isnan(first) & ~np.isnan(second)  # images with no n tested have no value
+        c = statistics.paired_mean_difference(first[both], second[both], (CURVES[a], CURVES[b]), "accuracy over n",
+                                              bounds=(-1, 1))
         out["differences"][key] = c.as_dict()
     return out
 
@@ -174,8 +176,8 @@ def fill_table(chapter: Chapter) -> pd.DataFrame:
         for curve in CURVES:
             low, high = rec["sufficient_n_ci95"][curve]
             rows.append({"fill": kind, "ranking": CURVES[curve], "images": rec["n_images"],
-                         "smallest sufficient n": prose.sufficient_n_with_interval(rec["sufficient_n"][curve],
-                                                                                  low, high)})
+                         "smallest sufficient n": prose.marked(prose.sufficient_n_with_interval(
+                             rec["sufficient_n"][curve], low, high), rec["n_images"])})
     return pd.DataFrame(rows).pivot(index="ranking", columns="fill", values="smallest sufficient n")[list(fills.FILLS)]
 
 
@@ -186,6 +188,8 @@ def conclusions(chapter: Chapter) -> pd.DataFrame:
         verdicts = {kind: rec["differences"][key] for kind, rec in chapter.metrics["fills"].items()}
         rows[meaning] = {kind: prose.difference_cell(c) for kind, c in verdicts.items()}
         sentences.append(prose.across_fills(meaning, {k: c["verdict"] for k, c in verdicts.items()}))
+    family = [rec["differences"][key] for rec in chapter.metrics["fills"].values() for key, *_ in COMPARISONS]
+    sentences.append(prose.family(family, "differences in the table"))
     chapter.record("fills_statement", " ".join(sentences))
     return pd.DataFrame(rows).T[list(fills.FILLS)]
 
@@ -232,14 +236,14 @@ def randomisation(chapter: Chapter, model, images, segments, exp: Experiment, su
     idx = np.asarray(subset_idx)
     table = cascade.randomisation_check(model, [images[i] for i in idx], [segments[i] for i in idx],
                                         trained=[exp.main[i] for i in idx], seed=seed, randomisation_seed=seed)
-    summary = cascade.summarise(table, seed=seed)
+    summary = cascade.summarise(table)
     chapter.keep("randomisation", {
         "steps": [{"order": int(r.order), "step": r.step, "method": r.method, "spearman": r.mean,
                    "ci95": [r.low, r.high], "images": int(r.n)} for r in summary.itertuples()],
         "verdicts": summary.attrs["verdicts"]})
     chapter.record("randomisation_statement", prose.randomisation(summary))
-    return summary.assign(spearman=[prose.number_with_interval(m, lo, hi) for m, lo, hi in
-                                    zip(summary["mean"], summary["low"], summary["high"])])[
+    return summary.assign(spearman=[prose.marked(prose.number_with_interval(m, lo, hi), n) for m, lo, hi, n in
+                                    zip(summary["mean"], summary["low"], summary["high"], summary["n"])])[
         ["step", "method", "spearman", "n"]].set_index(["step", "method"])
 
 
@@ -255,11 +259,13 @@ def stability(chapter: Chapter, model, images, segments, y_true, subset_idx, lab
                        ("seed_spearman", "Spearman of the weights between LIME seeds"),
                        ("samples_top5_overlap", f"top-5 overlap, {num_samples} vs {more_samples} perturbations"),
                        ("samples_spearman", f"Spearman of the weights, {num_samples} vs {more_samples}")):
-        iv = statistics.mean_interval(found[key], seed=seed)
+        values = np.asarray(found[key], dtype=float)
+        iv = statistics.mean_interval(values[~np.isnan(values)], bounds=(-1, 1) if "spearman" in key else (0, 1))
         record[f"lime_{key}" if key.startswith("seed") else f"samples_{num_samples}_vs_{more_samples}_"
-               + key.removeprefix("samples_")] = {"value": iv.estimate, "ci95": iv.as_list()}
-        rows.append({"check": label, "mean": prose.number_with_interval(iv.estimate, iv.low, iv.high),
-                     "images": int(np.sum(~np.isnan(found[key])))})
+               + key.removeprefix("samples_")] = {"value": iv.estimate, "ci95": iv.as_list(), "images": iv.n}
+        rows.append({"check": label, "mean": prose.marked(prose.number_with_interval(iv.estimate, iv.low, iv.high),
+                                                           iv.n),
+                     "images": iv.n})
     chapter.keep("stability", record)
     chapter.record("stability_statement", prose.stability(record, lime_seeds, num_samples, more_samples))
     return pd.DataFrame(rows).set_index("check")
@@ -287,13 +293,15 @@ def deletion_and_insertion(chapter: Chapter, model, images, segments, exp: Exper
     aucs = result.aucs()
     rows, record = [], {}
     for (method, kind), group in aucs.groupby(["method", "kind"], sort=False):
-        iv = statistics.mean_interval(group.sort_values("image")["auc"].to_numpy())
-        record.setdefault(method, {})[kind] = {"value": iv.estimate, "ci95": iv.as_list()}
+        iv = statistics.mean_interval(group.sort_values("image")["auc"].to_numpy(), bounds=(0, 1))
+        record.setdefault(method, {})[kind] = {"value": iv.estimate, "ci95": iv.as_list(), "images": iv.n}
         chapter.record(f"{kind}_auc_{method.lower().replace('-', '')}", iv.estimate)
-        rows.append({"method": method, "kind": kind, "mean AUC": f"{iv.estimate:.3f} ({iv.low:.3f}–{iv.high:.3f})"})
+        rows.append({"method": method, "kind": kind,
+                     "mean AUC": prose.marked(prose.number_with_interval(iv.estimate, iv.low, iv.high, 3), iv.n)})
     for kind in ("deletion", "insertion"):
         per = aucs[aucs["kind"] == kind].pivot(index="image", columns="method", values="auc")
-        c = statistics.paired_mean_difference(per["LIME"], per["random"], ("LIME", "random"), f"{kind} AUC")
+        c = statistics.paired_mean_difference(per["LIME"], per["random"], ("LIME", "random"), f"{kind} AUC",
+                                              bounds=(-1, 1))
         record[f"lime_minus_random_{kind}"] = c.as_dict()
     chapter.keep("deletion_insertion", record)
     chapter.record("deletion_statement", prose.deletion(record))

@@ -59,9 +59,10 @@ def headline(y_true, y_pred, class_names=None) -> dict:
     Keys: ``accuracy``, ``balanced_accuracy`` (mean recall over classes present in
     ``y_true``, = ``sklearn.metrics.balanced_accuracy_score``), ``precision``, ``recall``,
     ``f1`` (support-weighted, ``zero_division=0``), ``macro_f1`` (unweighted F1 mean over
-    the classes seen in ``y_true`` or ``y_pred``, scikit-learn's default, for comparison with
-    published macro-F1 figures) and ``n`` (number of samples). ``class_names`` only serves
-    to check that labels are in range.
+    the classes present in ``y_true``, as balanced accuracy, so every model scored on the
+    same images is averaged over the same classes; a class that exists only as wrong
+    predictions lowers the precision of no class in the set) and ``n`` (number of samples).
+    ``class_names`` only serves to check that labels are in range.
     """
     t, p = check_labels(y_true, y_pred, class_names)
     if t.size == 0:
@@ -69,7 +70,7 @@ def headline(y_true, y_pred, class_names=None) -> dict:
     present = np.unique(t)
     recalls = [np.mean(p[t == c] == c) for c in present]
     prec, rec, f1, _ = precision_recall_fscore_support(t, p, average="weighted", zero_division=0)
-    _, _, macro_f1, _ = precision_recall_fscore_support(t, p, average="macro", zero_division=0)
+    _, _, macro_f1, _ = precision_recall_fscore_support(t, p, labels=present, average="macro", zero_division=0)
     return {
         "accuracy": float(np.mean(t == p)),
         "balanced_accuracy": float(np.mean(recalls)),

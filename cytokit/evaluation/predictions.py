@@ -62,8 +62,13 @@ class Evaluation:
         """The headline metrics (:func:`cytokit.evaluation.metrics.headline`)."""
         return metrics.headline(self.y_true, self.y_pred, self.class_names)
 
+    @property
+    def classes_present(self) -> int:
+        """The classes among the true labels: the set balanced accuracy and macro F1 average over."""
+        return int(len(np.unique(self.y_true)))
+
     def intervals(self, seed: int = 0) -> dict[str, statistics.Interval]:
-        """Each headline metric with its stratified bootstrap 95 % interval."""
+        """Each headline metric with its 95 % interval (:mod:`cytokit.evaluation.statistics`)."""
         key = ("_intervals", seed)
         if key not in self.__dict__:
             self.__dict__[key] = statistics.intervals(self.y_true, self.y_pred, len(self.class_names),

@@ -27,7 +27,6 @@ model is randomised or a heatmap is made.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cytokit.evaluation.statistics import RESAMPLES, mean_interval
+from cytokit.evaluation.statistics import RESAMPLES, Interval, mean_interval
 from cytokit.io import to_jsonable
 from cytokit.progress import bar as progress_bar
 from cytokit.xai import gradcam
@@ -327,9 +326,8 @@ def randomisation_check(model, images_uint8, segments_list, labels=None, num_sam
 # --------------------------------------------------------------------------- summaries and verdicts
 
 
-def summarise(table: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0,
-              column: str = "spearman") -> pd.DataFrame:
-    """Per (step, method), in cascade order: the mean of ``column`` over images with its 95 % bootstrap interval.
+def summarise(table: pd.DataFrame, column: str = "spearman") -> pd.DataFrame:
+    """Per (step, method), in cascade order: the mean of ``column`` over images with its 95 % Student-t interval.
 
     Columns ``order``, ``step``, ``method``, ``mean``, ``low``, ``high``, ``n`` (images with a
     defined correlation) and ``undefined`` (images where an explanation was constant:
@@ -339,10 +337,8 @@ def summarise(table: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0,
     rows = []
     for (order, step, method), group in table.groupby(["order", "step", "method"], sort=True):
         values = group[column].to_numpy(float)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # mean of an all-NaN group
-            interval = mean_interval(values, resamples, seed)
         defined = int(np.isfinite(values).sum())
+        interval = mean_interval(values[np.isfinite(values)], bounds=(-1, 1)) if defined else Interval(*[float("nan")] * 3)
         rows.append({"order": int(order), "step": step, "method": method, "mean": interval.estimate,
                      "low": interval.low, "high": interval.high, "n": defined,
                      "undefined": int(len(values) - defined)})

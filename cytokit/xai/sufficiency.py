@@ -286,18 +286,21 @@ class SufficiencyResult:
                 "precision_weighted": s["precision"]}
 
     def curve_intervals(self, resamples: int = statistics.RESAMPLES, seed: int = 0) -> pd.DataFrame:
-        """Per n: images used, accuracy and weighted precision, each with its 95 % interval over images."""
+        """Per n: images used, accuracy and weighted precision of their calls, each with its 95 % interval
+        (:func:`cytokit.evaluation.statistics.intervals`, over the classes of the images used)."""
         rows = []
-        n_img = len(self.y_true)
         for n in self.ns:
-            point = {m: float(v[0]) for m, v in self._batch_scores(np.arange(n_img)[None], n).items()}
-            low, high = statistics.bootstrap_images(
-                lambda idx, n=n: np.stack([self._batch_scores(idx, n)[m] for m in ("accuracy", "precision_weighted")]),
-                n_img, resamples, seed)
-            rows.append({"n": _n_key(n), "images": int(self.used(n).sum()),
-                         "accuracy": point["accuracy"], "accuracy_low": float(low[0]), "accuracy_high": float(high[0]),
-                         "precision_weighted": point["precision_weighted"], "precision_weighted_low": float(low[1]),
-                         "precision_weighted_high": float(high[1])})
+            used = self.used(n)
+            row = {"n": _n_key(n), "images": int(used.sum())}
+            if used.any():
+                pred = (self.full_pred if n == "all" else self.predictions(n))[used]
+                ivs = statistics.intervals(self.y_true[used], pred, len(self.class_names), ("accuracy", "precision"),
+                                           resamples, seed)
+            else:
+                ivs = {m: statistics.Interval(*[float("nan")] * 3) for m in ("accuracy", "precision")}
+            for m, key in (("accuracy", "accuracy"), ("precision", "precision_weighted")):
+                row.update({key: ivs[m].estimate, f"{key}_low": ivs[m].low, f"{key}_high": ivs[m].high})
+            rows.append(row)
         return pd.DataFrame(rows).set_index("n")
 
     def sufficient_n_interval(self, metric: str = "precision_weighted", threshold: float = THRESHOLD,

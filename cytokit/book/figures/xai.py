@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cytokit.book.figures.style import SPLIT_COLOURS, layout
+from cytokit.evaluation.statistics import FEW_IMAGES
 
 
 def superpixel_histogram(counts, title: str = "Superpixels per image") -> go.Figure:
@@ -23,7 +24,8 @@ def sufficiency_curves(curves: dict[str, pd.DataFrame], metric: str, threshold: 
     """One line per explanation method: ``metric`` against the number of visible superpixels.
 
     ``curves`` maps a label to a table indexed by n (the last row "all") with ``metric``,
-    ``images`` and, when present, the interval ``<metric>_low`` / ``<metric>_high`` drawn as bars.
+    ``images`` and, when present, the interval ``<metric>_low`` / ``<metric>_high`` drawn as bars;
+    a point resting on fewer than :data:`~cytokit.evaluation.statistics.FEW_IMAGES` images is hollow.
     """
     fig = go.Figure()
     dashes = {"random": "dot"}
@@ -34,6 +36,7 @@ def sufficiency_curves(curves: dict[str, pd.DataFrame], metric: str, threshold: 
                         arrayminus=table[metric] - table[f"{metric}_low"], thickness=1)
         fig.add_scatter(x=[str(n) for n in table.index], y=table[metric], mode="lines+markers",
                         name=label, line=dict(dash=dashes.get(label.split()[0], "solid")), error_y=bars,
+                        marker=dict(symbol=["circle-open" if k < FEW_IMAGES else "circle" for k in table["images"]]),
                         customdata=table["images"],
                         hovertemplate="n=%{x}: %{y:.1%} (%{customdata} images)<extra>" + label + "</extra>")
     if threshold is not None:
@@ -67,7 +70,8 @@ def deletion_insertion(mean_curves: pd.DataFrame, title: str = "Deletion and ins
 def per_class_curves(table: pd.DataFrame, highlight: str | None = None,
                      title: str = "Accuracy of each class's explanation images against visible superpixels"
                      ) -> go.Figure:
-    """One line per class (long table: code, n, accuracy, low, high) with interval bars; ``highlight`` thick."""
+    """One line per class (long table: code, n, images, accuracy, low, high) with interval bars (hollow points:
+    fewer than :data:`~cytokit.evaluation.statistics.FEW_IMAGES` images); ``highlight`` thick."""
     fig = go.Figure()
     codes = list(dict.fromkeys(table["code"]))
     highlight = highlight if highlight in codes else None
@@ -78,6 +82,7 @@ def per_class_curves(table: pd.DataFrame, highlight: str | None = None,
                         line=dict(width=4 if strong else 1.5), opacity=1 if strong or highlight is None else 0.6,
                         error_y=dict(type="data", symmetric=False, array=rows["high"] - rows["accuracy"],
                                      arrayminus=rows["accuracy"] - rows["low"], thickness=1),
+                        marker=dict(symbol=["circle-open" if k < FEW_IMAGES else "circle" for k in rows["images"]]),
                         customdata=rows["images"],
                         hovertemplate=f"{code}, n=" + "%{x}: %{y:.1%} (%{customdata} images)<extra></extra>")
     fig.update_xaxes(title="superpixels kept visible", type="category")
