@@ -289,7 +289,7 @@ def localisation_table(model, layer, images, segments, labels, cell_masks, other
     rows = {}
     for name, ranks in rankings.items():
         hits, chance = controls.top_in_cell(segments, ranks, cell_masks)
-        c = statistics.paired_mean_difference(hits, chance, (name, "chance"), "top superpixel in the cell", seed=seed)
+        c = statistics.paired_mean_difference(hits, chance, (name, "chance"), "top superpixel in the cell")
         rows[name] = {"top_in_cell": hits.mean(), "chance": chance.mean(), "minus_chance": cell(c)}
     return pd.DataFrame(rows).T
 

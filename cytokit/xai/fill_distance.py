@@ -169,7 +169,7 @@ def fill_distance(model, images: Sequence[np.ndarray], segments_list: Sequence[n
         return np.isin(np.asarray(last(feats.astype(np.float32))).argmax(axis=1), absorbing)
 
     real_distance = nearest_other(real, real) / scale
-    iv = statistics.mean_interval(real_distance, resamples, seed)
+    iv = statistics.mean_interval(real_distance)
     real_rate = _rate(absorbed(real))
     rows, excess = [], {}
     for kind in progress_bar(kinds, enabled=progress, desc="fill distance", leave=False):
@@ -179,12 +179,12 @@ def fill_distance(model, images: Sequence[np.ndarray], segments_list: Sequence[n
             feats = features(extractor, filled)
             distance = nearest_other(feats, real) / scale
             shift = np.linalg.norm(feats - real, axis=1) / scale
-            found = {"distance": statistics.mean_interval(distance, resamples, seed),
-                     "shift": statistics.mean_interval(shift, resamples, seed),
+            found = {"distance": statistics.mean_interval(distance),
+                     "shift": statistics.mean_interval(shift),
                      "spread": spread_interval(feats, real, resamples, seed),
                      "absorbed": statistics.Interval(*_rate(absorbed(feats)))}
             excess[(kind, share)] = statistics.paired_mean_difference(distance, real_distance, (kind, "real"),
-                                                                      "distance to the data", resamples, seed)
+                                                                      "distance to the data")
             row = {"fill": kind, "share": share, "images": len(filled)}
             for m, v in found.items():
                 row.update({m: v.estimate, f"{m}_low": v.low, f"{m}_high": v.high})

@@ -88,8 +88,7 @@ def _passes(c: statistics.Comparison) -> bool:
 
 def _localisation(ranks, segments_list, cell_masks, layer, resamples, seed):
     hits, chance = controls.top_in_cell(segments_list, ranks, cell_masks)
-    return statistics.paired_mean_difference(hits, chance, (layer, "random superpixel"), "top superpixel in the cell",
-                                             resamples, seed), float(hits.mean()), float(chance.mean())
+    return statistics.paired_mean_difference(hits, chance, (layer, "random superpixel"), "top superpixel in the cell"), float(hits.mean()), float(chance.mean())
 
 
 def choose_layer(model, images, segments_list, labels, cell_masks=None, steps: int = 10, seed: int = 0,
@@ -104,7 +103,7 @@ def choose_layer(model, images, segments_list, labels, cell_masks=None, steps: i
     layers = [name for _, name in candidates]
     labels = np.asarray(labels)
     rand = randomisation.summarise(
-        randomisation.gradcam_check(model, images, segments_list, labels, layers, progress=progress), resamples, seed)
+        randomisation.gradcam_check(model, images, segments_list, labels, layers, progress=progress))
     rand_verdicts = randomisation.verdicts(rand)
     last = rand[rand["order"] == rand["order"].max()].set_index("method")
     heat = {layer: gradcam.heatmaps(model, images, labels, layer) for layer in layers}

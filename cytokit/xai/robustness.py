@@ -115,7 +115,7 @@ def setting_verdicts(model, images, y_true, run: SettingRun, class_names, ns=STU
             row[f"n_{c}_{name}"] = criterion.sufficient_n(results[name], c, resamples=resamples, seed=seed)
     for key, a, b in FINDING:
         row[key] = statistics.paired_mean_difference(results[a].per_image_accuracy(), results[b].per_image_accuracy(),
-                                                     (a, b), "accuracy over n", resamples, seed)
+                                                     (a, b), "accuracy over n")
     row["holds"] = all(row[key].verdict == statistics.BETTER for key, _, _ in FINDING)
     return row
 
@@ -186,7 +186,8 @@ def robustness(model, images, y_true, class_names, settings: Sequence[Setting], 
         found = agreement_with(base, runs[s.name], k)
         row = {"setting": s.name}
         for key, values in found.items():
-            iv = statistics.mean_interval(values, resamples, seed)
+            values = np.asarray(values, dtype=float)
+            iv = statistics.mean_interval(values[np.isfinite(values)])
             row.update({key: iv.estimate, f"{key}_low": iv.low, f"{key}_high": iv.high})
         agree.append(row)
     return RobustnessResult(pd.DataFrame(rows).set_index("setting"), pd.DataFrame(agree).set_index("setting"),

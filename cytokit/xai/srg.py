@@ -129,12 +129,12 @@ def combined_score(tables: dict[str, pd.DataFrame], pairs=None, resamples: int =
         wide = scores.pivot(index="image", columns="method", values="srg")
         images[fill] = int(len(wide))
         for method in methods:
-            iv = statistics.mean_interval(wide[method].to_numpy(), resamples, seed)
+            iv = statistics.mean_interval(wide[method].to_numpy())
             mine = scores[scores["method"] == method]
             rows.append({"fill": fill, "method": method, "srg": iv.estimate, "low": iv.low, "high": iv.high,
                          "mif_auc": float(mine["mif_auc"].mean()), "lif_auc": float(mine["lif_auc"].mean()),
                          "images": int(wide[method].notna().sum())})
         for a, b in (pairs or combinations(methods, 2)):
             comparisons[(fill, f"{a}_vs_{b}")] = statistics.paired_mean_difference(
-                wide[a].to_numpy(), wide[b].to_numpy(), (a, b), "SRG", resamples, seed)
+                wide[a].to_numpy(), wide[b].to_numpy(), (a, b), "SRG")
     return CombinedScore(pd.DataFrame(rows).set_index(["fill", "method"]), comparisons, images)
