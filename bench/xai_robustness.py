@@ -252,7 +252,7 @@ def explain_side(side: str, report: Report, model, chosen, images, y_true, class
                                               [sub_labels[i] for i in keep], kind, seed=seed,
                                               workers=os.cpu_count() or 1, progress=False)
     pairs = [("LIME", "Grad-CAM"), ("LIME", "random"), ("LIME", "class 0"), ("Grad-CAM", "random")]
-    combined = srg.combined_score(tables, pairs, seed=seed)
+    combined = srg.combined_score(tables, pairs)
     facts["combined_score"] = combined.facts()
     show(f"{side}: SRG per fill and ranking (consistent order across fills: {combined.consistent()})",
          combined.scores)

@@ -167,7 +167,7 @@ def test_srg_is_high_for_the_model_s_region_reversed_for_its_reverse_and_near_ze
                 "random": [np.random.default_rng(i).permutation(16) for i in range(12)]}
     tables = {kind: srg.removal_curves(toy_predict, images, segs, rankings, [1] * 12, kind, steps=8, progress=False)
               for kind in ("grey", "imputed")}  # blur and mean keep the bright quadrant bright: no test of a ranking
-    score = srg.combined_score(tables, [("right", "random"), ("random", "reversed")], resamples=300)
+    score = srg.combined_score(tables, [("right", "random"), ("random", "reversed")])
     for kind in ("grey", "imputed"):
         s = score.scores.loc[kind]
         assert s.loc["right", "srg"] > 0.5 and s.loc["reversed", "srg"] == pytest.approx(-s.loc["right", "srg"])
@@ -227,7 +227,8 @@ def test_robustness_table_reads_the_finding_in_every_setting():
     assert result.table["holds"].tolist() == [
         all(r[k].verdict == statistics.BETTER for k, _, _ in robustness.FINDING) for _, r in result.table.iterrows()]
     same, other = result.agreement.loc["grid, seed 1"], result.agreement.loc["SLIC"]
-    assert 0 <= same["feature_agreement"] <= 1 and np.isnan(other["feature_agreement"])
+    assert 0 <= same["feature_agreement"] <= 1 and same["feature_agreement_images"] == len(y)
+    assert np.isnan(other["feature_agreement"]) and other["feature_agreement_images"] == 0  # no shared superpixels
     assert 0 <= other["pixel_agreement"] <= 1 and other["pixel_chance"] == pytest.approx(same["pixel_chance"])
     facts = json.loads(json.dumps(result.facts()))
     assert facts["settings_count"] == 3 and set(facts["verdicts"]) == {"grid", "grid, seed 1", "SLIC"}

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cytokit.evaluation.statistics import RESAMPLES, Interval, mean_interval
+from cytokit.evaluation.statistics import Interval, mean_interval
 from cytokit.io import to_jsonable
 from cytokit.progress import bar as progress_bar
 from cytokit.xai import gradcam
@@ -442,12 +442,12 @@ class IndependentRandomisation:
 
 def independent_check(model, images_uint8, segments_list, trained: Sequence[Explanation], seed: int = 0,
                       randomisation_seed: int = 0, layer_name: str | None = None, hide_color: int = GREY,
-                      resamples: int = RESAMPLES, progress: bool = True) -> IndependentRandomisation:
+                      progress: bool = True) -> IndependentRandomisation:
     """:func:`randomisation_check` with ``order="independent"`` on the trained explanations, summarised."""
     table = randomisation_check(model, images_uint8, segments_list, trained=trained, seed=seed, hide_color=hide_color,
                                 randomisation_seed=randomisation_seed, layer_name=layer_name, order="independent",
                                 progress=progress)
-    return IndependentRandomisation(summarise(table, resamples, seed), len(trained))
+    return IndependentRandomisation(summarise(table), len(trained))
 
 
 def gradcam_check(model, images_uint8, segments_list, labels, layers: Sequence[str], order: str = "cascade",

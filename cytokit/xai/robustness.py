@@ -102,6 +102,13 @@ def run_setting(model, images, setting: Setting, segments=None, batch_size: int 
                       controls.random_rankings(segments, setting.seed))
 
 
+def paired_accuracy(a, b, names) -> statistics.Comparison:
+    """Per-image accuracy over n of two rankings, paired on the images where both have one."""
+    x, y = a.per_image_accuracy(), b.per_image_accuracy()
+    both = np.isfinite(x) & np.isfinite(y)
+    return statistics.paired_mean_difference(x[both], y[both], names, "accuracy over n")
+
+
 def setting_verdicts(model, images, y_true, run: SettingRun, class_names, ns=STUDY_NS, criteria=CRITERIA,
                      resamples: int = statistics.RESAMPLES, seed: int = 0, batch_size: int = 256) -> dict:
     """One row of the robustness table: smallest sufficient n per criterion and ranking, both comparisons."""
@@ -114,8 +121,7 @@ def setting_verdicts(model, images, y_true, run: SettingRun, class_names, ns=STU
         for name in RANKINGS:
             row[f"n_{c}_{name}"] = criterion.sufficient_n(results[name], c, resamples=resamples, seed=seed)
     for key, a, b in FINDING:
-        row[key] = statistics.paired_mean_difference(results[a].per_image_accuracy(), results[b].per_image_accuracy(),
-                                                     (a, b), "accuracy over n")
+        row[key] = paired_accuracy(results[a], results[b], (a, b))
     row["holds"] = all(row[key].verdict == statistics.BETTER for key, _, _ in FINDING)
     return row
 
@@ -134,6 +140,14 @@ def agreement_with(base: SettingRun, other: SettingRun, k: int = TOP_K) -> dict[
                                         zip(base.predicted, other.predicted)]) if same else nan,
             "spearman": controls.weight_correlations(base.predicted, other.predicted) if same else nan,
             "pixel_agreement": pixels, "pixel_chance": shares}
+
+
+def mean_where_defined(values) -> statistics.Interval:
+    """The mean over the images with a value; undefined (NaN, 0 images) where none has one, as feature
+    agreement between two segmentations, which share no superpixels."""
+    values = np.asarray(values, dtype=float)
+    defined = values[np.isfinite(values)]
+    return statistics.mean_interval(defined) if len(defined) else statistics.Interval(*[float("nan")] * 3, 0)
 
 
 @dataclass(frozen=True)
@@ -186,9 +200,8 @@ def robustness(model, images, y_true, class_names, settings: Sequence[Setting], 
         found = agreement_with(base, runs[s.name], k)
         row = {"setting": s.name}
         for key, values in found.items():
-            values = np.asarray(values, dtype=float)
-            iv = statistics.mean_interval(values[np.isfinite(values)])
-            row.update({key: iv.estimate, f"{key}_low": iv.low, f"{key}_high": iv.high})
+            iv = mean_where_defined(values)
+            row.update({key: iv.estimate, f"{key}_low": iv.low, f"{key}_high": iv.high, f"{key}_images": iv.n})
         agree.append(row)
     return RobustnessResult(pd.DataFrame(rows).set_index("setting"), pd.DataFrame(agree).set_index("setting"),
                             tuple(settings), len(images))

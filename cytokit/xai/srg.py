@@ -115,8 +115,7 @@ class CombinedScore:
                                           "explained class over the fraction of superpixels removed"})
 
 
-def combined_score(tables: dict[str, pd.DataFrame], pairs=None, resamples: int = statistics.RESAMPLES,
-                   seed: int = 0) -> CombinedScore:
+def combined_score(tables: dict[str, pd.DataFrame], pairs=None) -> CombinedScore:
     """SRG of every ranking under every fill from :func:`removal_curves`' tables (one per fill).
 
     ``pairs`` are the (a, b) rankings compared per fill (default: every pair, in the order
