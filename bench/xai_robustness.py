@@ -276,7 +276,6 @@ def explain_side(side: str, report: Report, model, chosen, images, y_true, class
 def localisation_table(model, layer, images, segments, labels, cell_masks, others: dict, seed: int) -> pd.DataFrame:
     """How often each ranking's top superpixel lies in the cell, against chance: Grad-CAM on the chosen layer and
     on the last block (ties by id, as chapter 06 reads it today, and at random), and ``others``."""
-    from cytokit.evaluation import statistics
     from cytokit.xai import controls, gradcam
 
     default = gradcam.target_layer(model)
@@ -289,7 +288,7 @@ def localisation_table(model, layer, images, segments, labels, cell_masks, other
     rows = {}
     for name, ranks in rankings.items():
         hits, chance = controls.top_in_cell(segments, ranks, cell_masks)
-        c = statistics.paired_mean_difference(hits, chance, (name, "chance"), "top superpixel in the cell")
+        c = controls.localisation_test(hits, chance, (name, "chance"))
         rows[name] = {"top_in_cell": hits.mean(), "chance": chance.mean(), "minus_chance": cell(c)}
     return pd.DataFrame(rows).T
 
