@@ -4,6 +4,7 @@ the trained model's more than two LIME seeds' do."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -332,3 +333,15 @@ def test_the_check_refuses_what_it_cannot_compare(colour_model):
         rnd.randomisation_check(colour_model, images, segs, 1 - y, trained=trained, progress=False)
     with pytest.raises(ValueError, match="baseline_seed"):
         rnd.randomisation_check(colour_model, images, segs, trained=trained, baseline_seed=1, progress=False)
+
+
+@pytest.mark.slow
+def test_the_independent_check_reads_every_step_alone_for_both_methods(colour_model):
+    x, _ = colour_images(4, seed=5)
+    images, segs = list(x), [grid_segments()] * len(x)
+    trained = explain_all(colour_model, images, segs, num_samples=64, seed=5, progress=False)
+    found = rnd.independent_check(colour_model, images, segs, trained, seed=5, progress=False)
+    assert found.summary.groupby("method")["step"].apply(list).to_dict() == {
+        m: [rnd.BASELINE, *STEPS] for m in rnd.METHODS}
+    assert set(found.dependence()) == set(rnd.METHODS) and found.images == 4
+    json.dumps(found.facts())

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import sklearn.metrics
 
 with warnings.catch_warnings():
     # lime imports tqdm.auto, which warns inside a kernel without ipywidgets although
@@ -21,6 +22,7 @@ with warnings.catch_warnings():
     from lime.lime_image import LimeImageExplainer
 
 from cytokit.progress import bar as progress_bar
+from cytokit.xai.fills import segment_means
 from cytokit.xai.images import check_uint8
 from cytokit.xai.occlusion import GREY, classifier
 from cytokit.xai.superpixels import dense
@@ -101,28 +103,53 @@ def explain(model, image_uint8: np.ndarray, segments: np.ndarray, label_mode: st
     """Explain one image with lime on its precomputed superpixels.
 
     ``model`` is a Keras model (fed the uint8 images) or a function of a uint8 batch. The
-    explainer fits only the explained class (``labels=(label,)``, or ``top_labels=1``
-    for the predicted class, read from lime's own unperturbed sample), not all 21.
+    explainer fits only the explained class (the predicted one is read from lime's own
+    unperturbed sample), not all 21.
+    """
+    return explain_labels(model, image_uint8, segments, (label_mode,), true_label, num_samples, hide_color,
+                          seed, batch_size)[label_mode]
+
+
+def _hidden_image(image: np.ndarray, segments: np.ndarray, hide_color) -> np.ndarray:
+    """What lime shows in place of a hidden superpixel: ``hide_color``, or (None) each superpixel's
+    mean colour truncated to the image's dtype, as lime computes it."""
+    if hide_color is not None:
+        return np.full_like(image, hide_color)
+    means, inverse = segment_means(image, segments)
+    return means.astype(image.dtype)[inverse].reshape(image.shape)
+
+
+def explain_labels(model, image_uint8: np.ndarray, segments: np.ndarray, label_modes=("predicted", "first"),
+                   true_label: int | None = None, num_samples: int = STUDY_SAMPLES, hide_color: int = GREY,
+                   seed: int = 0, batch_size: int = 256) -> dict[str, Explanation]:
+    """One explanation per label mode from one set of lime's perturbations, so each extra class costs a
+    ridge fit, not ``num_samples`` more predictions.
+
+    Each explanation is the one :func:`explain` makes alone with the same seed: lime draws the
+    same perturbed images whatever the class, and fits each class's ridge model on them
+    separately (``lime.lime_image.LimeImageExplainer.explain_instance``, step by step).
     """
     image = check_uint8(image_uint8)
     labelled = dense(segments)
     ids = np.unique(np.asarray(segments))
-    label = explained_label(label_mode, true_label=true_label)
-    # "none" fits all superpixels at once; lime's "auto" ends with the same model when
-    # num_features covers every superpixel, after extra fitting rounds.
+    wanted = {mode: explained_label(mode, true_label=true_label) for mode in label_modes}
     explainer = _BatchedLime(random_state=seed, feature_selection="none")
-    exp = explainer.explain_instance(
-        image, classifier(model, batch_size), labels=() if label is None else (label,),
-        hide_color=hide_color, top_labels=1 if label is None else None, num_features=len(ids),
-        num_samples=int(num_samples), batch_size=batch_size, segmentation_fn=lambda _: labelled,
-        random_seed=seed)
-    label = exp.top_labels[0] if label is None else label
-    pairs = exp.local_exp[label]
-    weights = {int(ids[f]): float(w) for f, w in pairs}
-    order = sorted(weights, key=lambda k: (-weights[k], k))
-    return Explanation(int(label), label_mode, np.array(order, dtype=np.int64), weights,
-                       explainer.full_probs_, float(exp.score), float(exp.intercept[label]),
-                       int(num_samples), int(seed))
+    data, labels = explainer.data_labels(image, _hidden_image(image, labelled, hide_color), labelled,
+                                         classifier(model, batch_size), int(num_samples), batch_size)
+    distances = sklearn.metrics.pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
+    predicted = int(np.argsort(labels[0])[-1])  # lime's top_labels=1
+    fits, out = {}, {}
+    for mode, label in wanted.items():
+        label = predicted if label is None else label
+        if label not in fits:
+            fits[label] = explainer.base.explain_instance_with_data(data, labels, distances, label, len(ids),
+                                                                    feature_selection="none")
+        intercept, pairs, score, _ = fits[label]
+        weights = {int(ids[f]): float(w) for f, w in pairs}
+        order = sorted(weights, key=lambda k: (-weights[k], k))
+        out[mode] = Explanation(int(label), mode, np.array(order, dtype=np.int64), weights, explainer.full_probs_,
+                                float(score), float(intercept), int(num_samples), int(seed))
+    return out
 
 
 def image_seed(seed: int, i: int) -> int:
@@ -135,14 +162,55 @@ def explain_all(model, images: Sequence[np.ndarray], segments_list: Sequence[np.
                 hide_color: int = GREY, seed: int = 0, batch_size: int = 256,
                 progress: bool = True) -> list[Explanation]:
     """:func:`explain` for every image; image ``i`` is seeded ``image_seed(seed, i)``."""
-    if label_mode == "true" and y_true is None:
+    return explain_all_labels(model, images, segments_list, (label_mode,), y_true, num_samples, hide_color, seed,
+                              batch_size, progress)[label_mode]
+
+
+def explain_all_labels(model, images: Sequence[np.ndarray], segments_list: Sequence[np.ndarray],
+                       label_modes=("predicted", "first"), y_true=None, num_samples: int = STUDY_SAMPLES,
+                       hide_color: int = GREY, seed: int = 0, batch_size: int = 256,
+                       progress: bool = True) -> dict[str, list[Explanation]]:
+    """:func:`explain_labels` for every image (image ``i`` seeded ``image_seed(seed, i)``): one list per mode."""
+    if "true" in label_modes and y_true is None:
         raise ValueError("label_mode='true' needs y_true")
     predict = classifier(model, batch_size)
-    out = []
+    out = {mode: [] for mode in label_modes}
     for i in progress_bar(range(len(images)), enabled=progress, desc=f"LIME ({num_samples} samples)", leave=False):
         truth = None if y_true is None else int(y_true[i])
-        out.append(explain(predict, images[i], segments_list[i], label_mode, truth, num_samples,
-                           hide_color, image_seed(seed, i), batch_size))
+        found = explain_labels(predict, images[i], segments_list[i], tuple(label_modes), truth, num_samples,
+                               hide_color, image_seed(seed, i), batch_size)
+        for mode in label_modes:
+            out[mode].append(found[mode])
+    return out
+
+
+def to_arrays(explanations: Sequence[Explanation]) -> dict[str, np.ndarray]:
+    """Explanations as plain arrays, to save with ``numpy.savez`` and no pickles (superpixel ids 0..k-1, as
+    :func:`dense` makes them)."""
+    width = max(max(e.weights) + 1 for e in explanations)
+    weights = np.full((len(explanations), width), np.nan)
+    for row, e in zip(weights, explanations):
+        row[list(e.weights)] = list(e.weights.values())
+    return {"label": np.array([e.label for e in explanations]), "weights": weights,
+            "full_probs": np.stack([e.full_probs for e in explanations]),
+            "score": np.array([e.score for e in explanations]),
+            "intercept": np.array([e.intercept for e in explanations]),
+            "num_samples": np.array([e.num_samples for e in explanations]),
+            "seed": np.array([e.seed for e in explanations]),
+            "label_mode": np.array([e.label_mode for e in explanations])}
+
+
+def from_arrays(arrays) -> list[Explanation]:
+    """The explanations :func:`to_arrays` wrote; rankings rebuilt from the weights as :func:`explain_labels` orders
+    them."""
+    out = []
+    for i in range(len(arrays["label"])):
+        row = np.asarray(arrays["weights"][i], float)
+        weights = {int(k): float(row[k]) for k in np.flatnonzero(~np.isnan(row))}
+        order = sorted(weights, key=lambda k: (-weights[k], k))
+        out.append(Explanation(int(arrays["label"][i]), str(arrays["label_mode"][i]), np.array(order, dtype=np.int64),
+                               weights, np.asarray(arrays["full_probs"][i], np.float32), float(arrays["score"][i]),
+                               float(arrays["intercept"][i]), int(arrays["num_samples"][i]), int(arrays["seed"][i])))
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from cytokit.progress import bar as progress_bar
+from cytokit.xai.explain import image_seed
 
 #: Layers that may follow a Conv2D inside the same block and are still "the conv output".
 _BLOCK_TAIL = ("BatchNormalization", "Activation", "ReLU", "LeakyReLU")
@@ -99,24 +100,41 @@ def gradcam(model, images_uint8: np.ndarray, class_index, layer_name: str | None
     return heat[0] if single else heat
 
 
-def rank_by_heat(heatmap: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """Superpixel ids ordered by their mean heat, hottest first (ties: smaller id first)."""
+def rank_by_heat(heatmap: np.ndarray, segments: np.ndarray, seed: int | None = None) -> np.ndarray:
+    """Superpixel ids ordered by their mean heat, hottest first.
+
+    Ties go to the smaller id, or, with a ``seed``, to a seeded random order: a map with no
+    positive evidence (all zeros, frequent on the coarse last block) then ranks like the
+    random control instead of putting the top-left superpixel first.
+    """
     segments = np.asarray(segments)
     ids, inverse = np.unique(segments, return_inverse=True)
     inverse = inverse.reshape(-1)
     sums = np.bincount(inverse, weights=np.asarray(heatmap, float).reshape(-1), minlength=len(ids))
     means = sums / np.bincount(inverse, minlength=len(ids))
-    return ids[np.argsort(-means, kind="stable")]
+    if seed is None:
+        return ids[np.argsort(-means, kind="stable")]
+    return ids[np.lexsort((np.random.default_rng(seed).permutation(len(ids)), -means))]
 
 
-def rankings(model, images_uint8, segments_list, class_indices, layer_name: str | None = None,
-             batch_size: int = 64, progress: bool = True) -> list[np.ndarray]:
-    """Grad-CAM superpixel rankings for many images, the heatmaps made ``batch_size`` at a time."""
+def heatmaps(model, images_uint8, class_indices, layer_name: str | None = None, batch_size: int = 64,
+             progress: bool = False) -> np.ndarray:
+    """(N, H, W) Grad-CAM heatmaps of many images, made ``batch_size`` at a time with one re-wired model."""
     cam = cam_model(model, layer_name)
     classes = np.asarray(class_indices)
     out = []
     for start in progress_bar(range(0, len(images_uint8), batch_size), enabled=progress, desc="Grad-CAM", leave=False):
         stop = min(start + batch_size, len(images_uint8))
-        heat = gradcam(model, np.stack(images_uint8[start:stop]), classes[start:stop], layer_name, cam=cam)
-        out += [rank_by_heat(h, segments_list[i]) for h, i in zip(heat, range(start, stop))]
-    return out
+        out.append(gradcam(model, np.stack(images_uint8[start:stop]), classes[start:stop], layer_name, cam=cam))
+    return np.concatenate(out) if out else np.zeros((0, 0, 0), np.float32)
+
+
+def rankings(model, images_uint8, segments_list, class_indices, layer_name: str | None = None,
+             batch_size: int = 64, progress: bool = True, seed: int | None = None) -> list[np.ndarray]:
+    """Grad-CAM superpixel rankings for many images (:func:`heatmaps`, :func:`rank_by_heat`).
+
+    With a ``seed``, image ``i`` breaks ties in the order seeded ``image_seed(seed, i)``.
+    """
+    heat = heatmaps(model, images_uint8, class_indices, layer_name, batch_size, progress)
+    return [rank_by_heat(h, segments_list[i], None if seed is None else image_seed(seed, i))
+            for i, h in enumerate(heat)]

@@ -10,6 +10,11 @@ explanation survives. Each method's agreement with itself on the trained model (
 with another seed; Grad-CAM, deterministic, computed again) is the level a correlation
 has to fall clearly below (:func:`verdicts`).
 
+Beside the cascade, :func:`independent` re-initialises each step's layers *alone*, every
+other weight the trained model's (Hedström et al., 2024, on the cascade's pitfalls): a
+cascade's later steps inherit every earlier change, so it cannot say which layer an
+explanation depends on; an independent randomisation can (:func:`layer_dependence`).
+
 Layers are found by type and position, not by name: the study's saved models carry
 Keras' default names (``conv2d_16``, ``dense_5``), :func:`cytokit.models.network.build_cnn`
 its own (``block1_conv1``, ``probs``). A conv block is the weighted layers between two
@@ -23,12 +28,14 @@ model is randomised or a heatmap is made.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from cytokit.evaluation.statistics import Interval, mean_interval
+from cytokit.io import to_jsonable
 from cytokit.progress import bar as progress_bar
 from cytokit.xai import gradcam
 from cytokit.xai.explain import STUDY_SAMPLES, Explanation, explain, explain_all, image_seed
@@ -121,6 +128,11 @@ def cascade(model, seed: int = 0) -> Iterator[tuple[str, object]]:
     time; the layer ``l`` of step ``k`` draws weight ``j`` with ``layer_seed(seed, k, l, j)``,
     so a step is the same for the same seed, whatever the model's layer names.
     """
+    return _randomised(model, seed, cumulative=True)
+
+
+def _randomised(model, seed: int, cumulative: bool) -> Iterator[tuple[str, object]]:
+    """Each step's clone, re-initialised from the previous step's weights (cascade) or the trained ones."""
     import keras
 
     steps = cascade_steps(model)
@@ -132,8 +144,22 @@ def cascade(model, seed: int = 0) -> Iterator[tuple[str, object]]:
         for i, layer_name in enumerate(layers):
             layer = clone.layers[position[layer_name]]
             reinitialise(layer, [layer_seed(seed, k, i, j) for j in range(len(layer.weights))])
-        weights = clone.get_weights()
+        if cumulative:
+            weights = clone.get_weights()
         yield name, clone
+
+
+def independent(model, seed: int = 0) -> Iterator[tuple[str, object]]:
+    """Yield (step name, model) for each cascade step with *only* that step's layers re-initialised.
+
+    The same steps and the same draws as :func:`cascade` (layer ``l`` of step ``k`` seeded
+    ``layer_seed(seed, k, l, j)``), each from the trained weights; ``model`` is never changed.
+    """
+    return _randomised(model, seed, cumulative=False)
+
+
+#: The ways a network is randomised: top-down and cumulative, or one step at a time.
+ORDERS = {"cascade": cascade, "independent": independent}
 
 
 # --------------------------------------------------------------------------- comparing explanations
@@ -242,9 +268,11 @@ def explain_like(model, images_uint8, segments_list, like: Sequence[Explanation]
 def randomisation_check(model, images_uint8, segments_list, labels=None, num_samples: int = STUDY_SAMPLES,
                         seed: int = 0, baseline_seed: int | None = None, hide_color: int = GREY,
                         trained: Sequence[Explanation] | None = None, steps: Sequence[str] | None = None,
-                        randomisation_seed: int = 0, layer_name: str | None = None,
+                        randomisation_seed: int = 0, layer_name: str | None = None, order: str = "cascade",
                         progress: bool = True) -> pd.DataFrame:
     """Spearman per image between the trained and each randomised model's explanations: a tidy table.
+
+    ``order`` is ``"cascade"`` (:func:`cascade`) or ``"independent"`` (:func:`independent`).
 
     Columns: ``step`` (a :func:`cascade_steps` name, or :data:`BASELINE`), ``order`` (0 for
     the baseline, then the cascade's order), ``image``, ``method`` ("LIME", "Grad-CAM"),
@@ -261,6 +289,8 @@ def randomisation_check(model, images_uint8, segments_list, labels=None, num_sam
     (1 wherever the map is not constant, as long as Grad-CAM is deterministic). ``steps``
     explains only the named cascade steps (the cascade itself always runs in full).
     """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {sorted(ORDERS)}; got {order!r}")
     names = [name for name, _ in cascade_steps(model)]
     unknown = set(steps or ()) - set(names)
     if unknown:
@@ -281,8 +311,8 @@ def randomisation_check(model, images_uint8, segments_list, labels=None, num_sam
     trained_heat = gradcam_heat(model, images_uint8, segments_list, labels, layer_name)
     rows += _rows(BASELINE, 0, "Grad-CAM", trained_heat,
                   gradcam_heat(model, images_uint8, segments_list, labels, layer_name))
-    steps_run = progress_bar(cascade(model, randomisation_seed), enabled=progress, total=len(names),
-                             desc="randomisation cascade", leave=False)
+    steps_run = progress_bar(ORDERS[order](model, randomisation_seed), enabled=progress, total=len(names),
+                             desc=f"randomisation ({order})", leave=False)
     for order, (name, randomised) in enumerate(steps_run, start=1):
         if steps is not None and name not in steps:
             continue
@@ -357,3 +387,85 @@ def verdicts(summary: pd.DataFrame) -> dict[str, str]:
         else:
             out[method] = INCONCLUSIVE
     return out
+
+
+#: Verdicts of :func:`layer_dependence`.
+DEPENDS, NO_DEPENDENCE = "depends on it", "does not depend on it"
+
+
+def layer_dependence(summary: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Per method and randomised step of an independent randomisation, whether the explanation depends on it.
+
+    The bar is :func:`verdicts`': half the lower end of the method's own trained-vs-trained
+    interval. A step's whole interval below the bar: the explanation **depends on it**;
+    at or above: it **does not depend on it**; straddling, or a method that does not
+    agree with itself: **inconclusive**; no defined correlation: **not measured**.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for method in summary["method"].unique():
+        mine = summary[(summary["method"] == method) & (summary["n"] > 0)]
+        base = mine[mine["step"] == BASELINE]
+        reference = float(base["low"].iloc[0]) if len(base) else float("nan")
+        bar = KEPT_SHARE * reference
+        found = {}
+        for row in summary[(summary["method"] == method) & (summary["step"] != BASELINE)].itertuples():
+            if base.empty or row.n == 0:
+                found[row.step] = NOT_MEASURED
+            elif reference <= 0 or not (row.high < bar or row.low >= bar):
+                found[row.step] = INCONCLUSIVE
+            else:
+                found[row.step] = DEPENDS if row.high < bar else NO_DEPENDENCE
+        out[method] = found
+    return out
+
+
+@dataclass(frozen=True)
+class IndependentRandomisation:
+    """Each learned step re-initialised alone: Spearman to the trained explanation per method, with intervals."""
+
+    summary: pd.DataFrame  # :func:`summarise` of an ``order="independent"`` table
+    images: int
+
+    def dependence(self) -> dict[str, dict[str, str]]:
+        return layer_dependence(self.summary)
+
+    def facts(self) -> dict:
+        """metrics.json's ``randomisation.independent`` entry."""
+        dependence = self.dependence()
+        steps = [{"order": int(r.order), "step": r.step, "method": r.method, "spearman": r.mean,
+                  "ci95": [r.low, r.high], "images": int(r.n),
+                  "verdict": dependence.get(r.method, {}).get(r.step, "reference")}
+                 for r in self.summary.itertuples()]
+        return to_jsonable({"images": self.images, "steps": steps, "dependence": dependence,
+                            "bar": f"{KEPT_SHARE:g} x the lower end of the method's trained-vs-trained interval"})
+
+
+def independent_check(model, images_uint8, segments_list, trained: Sequence[Explanation], seed: int = 0,
+                      randomisation_seed: int = 0, layer_name: str | None = None, hide_color: int = GREY,
+                      progress: bool = True) -> IndependentRandomisation:
+    """:func:`randomisation_check` with ``order="independent"`` on the trained explanations, summarised."""
+    table = randomisation_check(model, images_uint8, segments_list, trained=trained, seed=seed, hide_color=hide_color,
+                                randomisation_seed=randomisation_seed, layer_name=layer_name, order="independent",
+                                progress=progress)
+    return IndependentRandomisation(summarise(table), len(trained))
+
+
+def gradcam_check(model, images_uint8, segments_list, labels, layers: Sequence[str], order: str = "cascade",
+                  randomisation_seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """The check for Grad-CAM alone, read on each of ``layers``: the table of :func:`randomisation_check`,
+    one ``method`` per layer (``"Grad-CAM <layer>"``); no LIME, so it costs a few heatmaps per step."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {sorted(ORDERS)}; got {order!r}")
+    labels = [int(v) for v in labels]
+    trained = {layer: gradcam_heat(model, images_uint8, segments_list, labels, layer) for layer in layers}
+    rows = []
+    for layer in layers:
+        again = gradcam_heat(model, images_uint8, segments_list, labels, layer)
+        rows += _rows(BASELINE, 0, f"Grad-CAM {layer}", trained[layer], again)
+    steps = progress_bar(ORDERS[order](model, randomisation_seed), enabled=progress,
+                         total=len(cascade_steps(model)), desc=f"Grad-CAM randomisation ({order})", leave=False)
+    for k, (name, randomised) in enumerate(steps, start=1):
+        for layer in layers:
+            heat = gradcam_heat(randomised, images_uint8, segments_list, labels, layer)
+            rows += _rows(name, k, f"Grad-CAM {layer}", trained[layer], heat)
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -31,7 +31,11 @@ THRESHOLD = 2 / 3
 
 
 #: Curves :class:`SufficiencyResult` can judge against the threshold.
-METRICS = ("precision_weighted", "precision_macro", "accuracy", "agreement")
+METRICS = ("precision_weighted", "precision_macro", "accuracy", "balanced_accuracy", "agreement")
+
+#: The criteria a sufficient n is read under: the study's weighted precision, and two that a
+#: collapse of the explanation images into one class cannot keep high.
+CRITERIA = ("precision_weighted", "accuracy", "balanced_accuracy")
 
 
 def _n_key(n) -> str:
@@ -152,10 +156,13 @@ class SufficiencyResult:
 
     def _scores(self, t, p) -> dict:
         if len(t) == 0:
-            return {"accuracy": np.nan, "precision_weighted": np.nan, "precision_macro": np.nan}
+            return {"accuracy": np.nan, "balanced_accuracy": np.nan, "precision_weighted": np.nan,
+                    "precision_macro": np.nan}
         present = np.unique(t)
+        cm = statistics.confusions(t, p, len(self.class_names))
         return {
             "accuracy": float(np.mean(t == p)),
+            "balanced_accuracy": float(statistics.scores(cm)["balanced_accuracy"][0]),
             "precision_weighted": float(precision_score(t, p, average="weighted", zero_division=0)),
             "precision_macro": float(precision_score(t, p, labels=present, average="macro", zero_division=0)),
         }
@@ -167,7 +174,7 @@ class SufficiencyResult:
                              "images": [int(self.used(n).sum()) for n in self.ns]}).set_index("n")
 
     def summary(self, metric: str = "precision_weighted", threshold: float = THRESHOLD) -> pd.DataFrame:
-        """Per n: images, accuracy, weighted and macro precision, agreement with the full-image
+        """Per n: images, accuracy, balanced accuracy, weighted and macro precision, agreement with the full-image
         prediction, the full-image accuracy on the same images, and whether ``metric`` passes."""
         ref = self.reference(metric) * threshold
         rows = []
@@ -267,7 +274,7 @@ class SufficiencyResult:
             return np.nanmean(hits, axis=1)
 
     def _batch_scores(self, idx: np.ndarray, n) -> dict:
-        """Accuracy and weighted precision at ``n`` for each row of image indices (B, N)."""
+        """Accuracy, balanced accuracy and weighted precision at ``n`` for each row of image indices (B, N)."""
         k = len(self.class_names)
         pred = (self.full_pred if n == "all" else self.predictions(n))[idx]
         used = pred >= 0
@@ -275,7 +282,8 @@ class SufficiencyResult:
         p = np.where(used, pred, k)
         cm = statistics.confusions(t, p, k + 1)[:, :k, :k]
         s = statistics.scores(cm)
-        return {"accuracy": s["accuracy"], "precision_weighted": s["precision"]}
+        return {"accuracy": s["accuracy"], "balanced_accuracy": s["balanced_accuracy"],
+                "precision_weighted": s["precision"]}
 
     def curve_intervals(self, resamples: int = statistics.RESAMPLES, seed: int = 0) -> pd.DataFrame:
         """Per n: images used, accuracy and weighted precision of their calls, each with its 95 % interval
