@@ -245,14 +245,16 @@ def test_literature_gives_no_f1_to_a_class_without_images(folder):
 
 
 def test_the_model_card_says_why_a_value_is_missing():
-    card = pd.Series({"model": "augmented", "file": "augmented.keras", "parameters": 96509,
+    card = pd.Series({"model": "augmented", "file": "augmented.keras", "parameters": 96509, "test accuracy": 0.772,
                       "inference speed (images/s, this machine)": 120.5, "training time (s)": None})
-    shown = results.Card(card, 64, "study").table()
-    assert shown.loc["training time (s)", "value"] == "not recorded: the study's trained model was imported"
+    shown = results.Card(card, 64, "study", "images of the folder").table()
+    assert shown.loc["training time (s)", "value"] == "not recorded (imported model)"
+    assert shown.loc["accuracy on the images of the folder", "value"] == "0.772"
     assert not shown["value"].str.contains("None|nan").any()
-    facts = checked_facts(results.Card(card, 64, "study"))
+    facts = checked_facts(results.Card(card, 64, "study", "images of the folder"))
     assert "batches of 64 images" in facts["speed_statement"]
     assert facts["model_card"]["training time (s)"] is None  # metrics.json keeps the fact as it was
+    assert facts["model_card"]["test accuracy"] == 0.772
 
 
 def test_the_summary_is_true_for_a_split_and_for_a_folder(held_out, folder):

@@ -494,14 +494,16 @@ class Card:
     card: pd.Series
     batch_size: int
     source: str
+    images: str = "test images"
     KEYS: ClassVar[tuple[str, ...]] = ("best_images_per_second", "model_card", "speed_statement")
 
     def table(self) -> pd.DataFrame:
         """The card as the page shows it: a value missing for an imported model says why."""
-        missing = ("not recorded: the study's trained model was imported" if self.source == "study" else
-                   "not recorded by the chapter that trained it")
-        shown = self.card.astype(object).where(self.card.notna(), missing)
-        return shown.astype(str).to_frame("value")
+        missing = "not recorded (imported model)" if self.source == "study" else "not recorded"
+        shown = self.card.astype(object).where(self.card.notna(), missing).astype(str)
+        shown.index = [f"{name[len('test '):]} on the {self.images}" if name.startswith("test ") else name
+                       for name in shown.index]
+        return shown.to_frame("value")
 
     def speed_statement(self) -> str:
         return (f"Speed was measured on the machine that built this copy of the book, predicting batches of "
@@ -521,7 +523,7 @@ def model_card(tested: Evaluated, model: str, path, batch_size: int) -> Card:
     history = path.parent / "history.json"
     train_seconds = io.read_json(history).get("seconds") if path.name == "model.keras" and history.exists() else None
     card = card_of(model, path, load_model(path), len(ev.y_true), ev.seconds, train_seconds, ev.scores)
-    return Card(card, batch_size, tested.source)
+    return Card(card, batch_size, tested.source, tested.images)
 
 
 # --------------------------------------------------------------------------- summary
