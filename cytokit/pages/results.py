@@ -139,7 +139,7 @@ class Evaluated:
                 "sparse_classes_statement": self.sparse_classes()}
 
 
-def saved_validation(path: Path) -> Evaluation | None:
+def _saved_validation(path: Path) -> Evaluation | None:
     """A model's validation predictions, saved by the chapter that trained it (none for the study's models)."""
     val_file = Path(path).parent / "val_predictions.npz"
     return Evaluation.load(val_file) if Path(path).name == "model.keras" and val_file.is_file() else None
@@ -156,7 +156,7 @@ def predict_models(data: ChapterData, paths: dict, eval_split: str, image_size: 
     for name, path in paths.items():
         probs, seconds = predict_timed(load_model(path), ds)
         out[name] = Evaluation(data.labels(split), probs, data.class_names, list(data.rows(split)["path"]), seconds)
-        if (val := saved_validation(path)) is not None:
+        if (val := _saved_validation(path)) is not None:
             validation[name] = val
     return Evaluated(out, split, model_source, embedded.is_synthetic(data.root),
                      {name: Path(p).name for name, p in paths.items()}, validation)
