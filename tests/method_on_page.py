@@ -9,6 +9,8 @@ METHOD = {
     "02_baseline": [],
     "03_tuning": [],
     "04_augmentation": [],
-    "05_test_results": [],
+    "05_test_results": [("cytokit.evaluation.statistics", "intervals"), ("cytokit.evaluation.simulation", "simulated_errors"),
+                        ("cytokit.evaluation.statistics", "_bounds"), ("cytokit.evaluation.statistics", "compare"),
+                        ("cytokit.evaluation.statistics", "verdict")],
     "06_xai": [],
 }

@@ -166,21 +166,30 @@ def simulated_errors(o: Outcomes, metrics, resamples: int = RESAMPLES, seed: int
     set with the same class sizes from it, and scores both.
     """
     rng = np.random.default_rng(seed)
-    b = int(resamples)
     if set(metrics) <= RIGHT_CALLS:
         o = o.by_category()
-    category_p = _normalised(rng.gamma(o.category_count + o.category_prior, size=(b, len(o.category_count))),
+    prob = _posterior_draws(rng, o, int(resamples))  # (draws, leaves): each draw is one possible truth
+    truth = prob * o.sizes[o.leaf_class]  # its expected image counts
+    simulated = _multinomial(rng, prob, o.leaf_class, o.sizes)  # a test set of the same class sizes drawn from it
+    return _errors(o, truth, simulated, metrics)
+
+
+def _posterior_draws(rng, o: Outcomes, draws: int) -> np.ndarray:
+    """``draws`` × leaves: the probability of each leaf within its class, categories and then leaves within a
+    category drawn from a Dirichlet of their counts plus prior."""
+    category_p = _normalised(rng.gamma(o.category_count + o.category_prior, size=(draws, len(o.category_count))),
                              o.category_class, o.n_classes)
-    leaf_p = _normalised(rng.gamma(o.leaf_count + o.leaf_prior, size=(b, len(o.leaf_count))), o.leaf_category,
+    leaf_p = _normalised(rng.gamma(o.leaf_count + o.leaf_prior, size=(draws, len(o.leaf_count))), o.leaf_category,
                          len(o.category_count))
-    prob = category_p[:, o.leaf_category] * leaf_p
-    expected = prob * o.sizes[o.leaf_class]
-    simulated = _multinomial(rng, prob, o.leaf_class, o.sizes)
-    errors = None
+    return category_p[:, o.leaf_category] * leaf_p
+
+
+def _errors(o: Outcomes, truth: np.ndarray, simulated: np.ndarray, metrics) -> dict[str, np.ndarray]:
+    """Per metric, each draw's score of the simulated counts minus that of the truth (two models: a − b)."""
+    errors = {m: 0.0 for m in metrics}
     for model, sign in enumerate((1.0, -1.0)[:o.leaf_pred.shape[0]]):
-        truth, estimate = scores(o.confusions(expected, model)), scores(o.confusions(simulated, model))
-        part = {m: sign * (estimate[m] - truth[m]) for m in metrics}
-        errors = part if errors is None else {m: errors[m] + part[m] for m in metrics}
+        true_scores, estimates = scores(o.confusions(truth, model)), scores(o.confusions(simulated, model))
+        errors = {m: errors[m] + sign * (estimates[m] - true_scores[m]) for m in metrics}
     return errors
 
 

@@ -172,10 +172,10 @@ def intervals(y_true, y_pred, n_classes: int, metrics=METRICS, resamples: int = 
     """Each metric of one model on one set of images with its 95 % interval (module docstring)."""
     t, (p,), k = _label_sets(y_true, {"y_pred": y_pred}, n_classes)
     names = _metric_names(metrics)
-    o = outcomes(t, [p], k)
-    point = scores(o.observed(0))
-    errors = simulated_errors(o, names, resamples, seed)
-    return {m: Interval(float(point[m][0]), *_bounds(float(point[m][0]), errors[m], m, confidence, (0.0, 1.0)),
+    o = outcomes(t, [p], k)  # each class's images: right or wrong, and where the wrong calls went
+    estimate = scores(o.observed(0))
+    errors = simulated_errors(o, names, resamples, seed)  # estimate - truth on simulated test sets
+    return {m: Interval(float(estimate[m][0]), *_bounds(float(estimate[m][0]), errors[m], m, confidence, (0.0, 1.0)),
                         len(t)) for m in names}
 
 
@@ -225,20 +225,22 @@ def per_class_intervals(y_true, y_pred, class_names) -> pd.DataFrame:
 
 
 def verdict(low: float, high: float, p_value: float, alpha: float = ALPHA) -> str:
-    """"better" when the interval of a difference lies above 0 and the test's p < ``alpha``, "worse" when it
-    lies below 0 and p < ``alpha``, else no clear difference."""
+    """"better" only when the interval of a difference lies above 0 *and* the test gives p < ``alpha``, "worse"
+    only when it lies below 0 and p < ``alpha``; otherwise no clear difference."""
+    low, high, p_value = _verdict_inputs(low, high, p_value)
+    interval_says = BETTER if low > 0 else WORSE if high < 0 else UNCLEAR
+    test_agrees = p_value < alpha
+    return interval_says if test_agrees else UNCLEAR
+
+
+def _verdict_inputs(low, high, p_value) -> tuple[float, float, float]:
+    """The bounds and p-value as floats, or a ValueError (NaN, or bounds the wrong way round)."""
     low, high, p_value = (float(x) for x in (low, high, p_value))
     if any(np.isnan(x) for x in (low, high, p_value)):
         raise ValueError(f"verdict needs numbers, got low={low}, high={high}, p_value={p_value}")
     if low > high:
         raise ValueError(f"low ({low}) is above high ({high})")
-    if p_value >= alpha:
-        return UNCLEAR
-    if low > 0:
-        return BETTER
-    if high < 0:
-        return WORSE
-    return UNCLEAR
+    return low, high, p_value
 
 
 @dataclass(frozen=True)
@@ -313,15 +315,20 @@ def compare(y_true, pred_a, pred_b, n_classes: int, metric: str, names=("a", "b"
     """
     t, (a, b), k = _label_sets(y_true, {"pred_a": pred_a, "pred_b": pred_b}, n_classes)
     (name,) = _metric_names([metric])
-    o = outcomes(t, [a, b], k)
+    o = outcomes(t, [a, b], k)  # each class's images: right by both models, by one, by neither
     difference = float(scores(o.observed(0))[name][0] - scores(o.observed(1))[name][0])
-    low, high = _bounds(difference, simulated_errors(o, [name], resamples, seed)[name], name, confidence, (-1.0, 1.0))
-    if name == "accuracy":
-        p_value, test, floor = mcnemar_exact(a == t, b == t), "exact McNemar", 0.0
-    else:
-        p_value, test = permutation_p(o, name, resamples, seed), "paired permutation"
-        floor = 1 / (int(resamples) + 1)
+    errors = simulated_errors(o, [name], resamples, seed)[name]  # both models' calls simulated together
+    low, high = _bounds(difference, errors, name, confidence, (-1.0, 1.0))
+    p_value, test, floor = _paired_test(o, a == t, b == t, name, resamples, seed)
     return Comparison(names[0], names[1], name, difference, low, high, p_value, test, floor, len(t), o.n_classes)
+
+
+def _paired_test(o, right_a, right_b, metric: str, resamples: int, seed: int) -> tuple[float, str, float]:
+    """p-value, test and its floor: McNemar's exact test for accuracy, a paired permutation test for any other
+    metric (never below 1 / (permutations + 1))."""
+    if metric == "accuracy":
+        return mcnemar_exact(right_a, right_b), "exact McNemar", 0.0
+    return permutation_p(o, metric, resamples, seed), "paired permutation", 1 / (int(resamples) + 1)
 
 
 def holm(p_values) -> np.ndarray:

@@ -36,30 +36,6 @@ def problems(counts: dict) -> str:
     return "The table above lists every file that was excluded or needs a conversion, with the reason."
 
 
-def evaluated(n_images: int, split: str | None, classes: int | None = None) -> str:
-    """What chapter 05 evaluated: a held-out split, or every image of a sample (an upper bound), and the class
-    set its balanced accuracy and macro F1 average over."""
-    where = "in the folder" if split is None else "in these images"
-    over = (f" Balanced accuracy and macro F1 average over the {classes} classes {where}, the same set for "
-            "every model." if classes else "")
-    if split == "test":
-        return f"The {n_images:,} test images were predicted once by each model.{over}"
-    if split is None:
-        return (f"**Every usable image of the folder ({n_images:,}) was evaluated, not a held-out test split**: "
-                "the folder is a sample, and the study's models may have been trained on some of its images, "
-                f"so these figures are an upper bound, not test results.{over}")
-    return f"The {n_images:,} images of the {split} split were predicted once by each model.{over}"
-
-
-def literature_caveat(is_synthetic: bool) -> str:
-    """How far the comparison with published systems can be read."""
-    if is_synthetic:
-        return ("**These are synthetic cells**: the comparison above shows the machinery, not a result. "
-                "Published figures were measured on real images; these were not.")
-    return ("These figures were measured on real images and can be read beside the published ones, "
-            "with the caveats above on splits and class sets.")
-
-
 def sufficient_n(n) -> str:
     """A smallest sufficient n as the sentence reads it."""
     return "never (not within the n tested)" if n is None else str(n)
@@ -83,6 +59,11 @@ METRIC_WORDS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"
 def points(x: float) -> str:
     """A difference of two fractions in percentage points, signed."""
     return f"{100 * x:+.1f}"
+
+
+def points_interval(low: float, high: float) -> str:
+    """The 95 % interval of a difference in percentage points: "+4.1 to +20.0"."""
+    return f"{points(low)} to {points(high)}"
 
 
 def interval(low: float, high: float) -> str:
@@ -126,6 +107,19 @@ def p_value(p: float, floor: float = 0.0, short: bool = False) -> str:
         why = "(floor)" if short else f", the smallest its {round(1 / floor) - 1:,} permutations can give"
         return f"p ≤ {floor:.2g}{'' if why.startswith(',') else ' '}{why}"
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def adjusted_p(adjusted: float, p: float, floor: float = 0.0) -> str:
+    """A Holm-adjusted p-value; a bound ("p ≤ 0.003") when the test's own p sat at its floor."""
+    if floor and p <= floor * (1 + 1e-9):
+        return f"p ≤ {adjusted:.2g}"
+    return p_value(adjusted)
+
+
+def listed(names) -> str:
+    """Names in a sentence: "a", "a and b", "a, b and c"."""
+    names = [str(n) for n in names]
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def why_unclear(c) -> str:
@@ -187,18 +181,6 @@ def difference_over_seeds(spread: dict, a: str, b: str, metric: str = "balanced_
             "it was negative for every seed" if spread["max"] < 0 else "its sign changed with the seed")
     return (f"Seed by seed, {a} − {b} in validation {word} ranged from {points(spread['min'])} to "
             f"{points(spread['max'])} points over {spread['n']} seeds (mean {points(spread['mean'])}): {held}.")
-
-
-def best_model(best: str | None, card: str, metric: str) -> str:
-    """Which model the page may call best, and which one the model card describes."""
-    word = METRIC_WORDS.get(metric, metric)
-    if best:
-        return (f"On {word} the **{best}** model is better than each of the other two (both intervals of the "
-                f"difference exclude zero and both tests agree): it is the best of the three here, and the model "
-                "card describes it.")
-    return (f"No model is clearly best: on {word} at least one of the comparisons with the others is no clear "
-            f"difference. The model card below describes the {card} model, the study's final "
-            "model, by the book's rule for this case, not because it is better.")
 
 
 def claim_over_seeds(claim: str, c, spread: dict) -> str:

@@ -45,28 +45,36 @@ def per_class_comparison(table: pd.DataFrame, columns: list[str], title: str,
     return layout(fig, title, height=380)
 
 
-def headline_bars(headline: pd.DataFrame, metrics_shown=("accuracy", "balanced_accuracy", "f1")) -> go.Figure:
-    """Grouped bars of each model's validation and test figure, with 95 % intervals as error bars.
+def headline_bars(headline: pd.DataFrame, metrics_shown=("accuracy", "balanced_accuracy", "f1"),
+                  evaluated: str = "test") -> go.Figure:
+    """Grouped bars of each model's validation and evaluated-images figure, with 95 % intervals as error bars.
 
-    ``headline`` is indexed by (model, metric) with columns ``validation``, ``test`` and
-    their ``_low`` / ``_high`` bounds.
+    ``headline`` is indexed by (model, metric) with columns ``validation``, ``test`` (the
+    evaluated images, named ``evaluated`` in the legend) and their ``_low`` / ``_high``
+    bounds; a column without any value (models imported without validation predictions)
+    draws no bars.
     """
     models = list(dict.fromkeys(headline.index.get_level_values(0)))
+    splits = [s for s in ("validation", "test") if headline[s].notna().any()]
     fig = make_subplots(rows=1, cols=len(metrics_shown), shared_yaxes=True,
                         subplot_titles=[m.replace("_", " ") for m in metrics_shown])
     for i, metric in enumerate(metrics_shown, start=1):
-        for split in ("validation", "test"):
+        for split in splits:
+            name = "validation" if split == "validation" else evaluated
             rows = headline.xs(metric, level="metric").reindex(models)
-            fig.add_bar(x=models, y=rows[split], name=split, legendgroup=split, showlegend=i == 1,
+            fig.add_bar(x=models, y=rows[split], name=name, legendgroup=split, showlegend=i == 1,
                         error_y=dict(type="data", symmetric=False, array=rows[f"{split}_high"] - rows[split],
                                      arrayminus=rows[split] - rows[f"{split}_low"], thickness=1.2),
                         marker_color=SPLIT_COLOURS["val" if split == "validation" else "test"],
                         customdata=rows[[f"{split}_low", f"{split}_high"]].to_numpy(),
-                        hovertemplate="%{x} " + split + ": %{y:.1%} (95 % interval %{customdata[0]:.1%}–"
+                        hovertemplate="%{x} " + name + ": %{y:.1%} (95 % interval %{customdata[0]:.1%}–"
                         "%{customdata[1]:.1%})<extra></extra>", row=1, col=i)
+        fig.update_xaxes(title="model", row=1, col=i)
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
-    return layout(fig, "The three models on validation and test, with 95 % intervals", height=400)
+    fig.update_yaxes(title="score (95 % interval)", row=1, col=1)
+    shown = " and ".join("validation" if s == "validation" else evaluated for s in splits)
+    return layout(fig, f"The three models on {shown}, with 95 % intervals", height=420)
 
 
 def seed_points(runs: dict[str, pd.DataFrame], metric: str = "balanced_accuracy",
