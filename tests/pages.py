@@ -168,7 +168,7 @@ def empty_sections(page: Path) -> list[str]:
     out = []
     for section in main.find_all("section"):
         heading = section.find(re.compile(r"^h[1-6]$"))
-        title = heading.get_text(" ", strip=True) if heading else section.get("id", "?")
+        title = heading.get_text(" ", strip=True).removesuffix("#").strip() if heading else section.get("id", "?")
         if not any(_has_content(c) for c in section.children if c is not heading):
             out.append(f"section {title!r} has nothing under its heading")
     for table in main.find_all("table"):
