@@ -14,7 +14,8 @@ import pytest
 import pages
 from cytokit.pages import findings as fp
 from cytokit.pages import realism
-from cytokit.pages.findings import Interval, Paired, SeedSpread
+from cytokit.evaluation.statistics import Comparison, Interval
+from cytokit.pages.findings import SeedSpread
 
 
 def iv(v, lo, hi):
@@ -22,7 +23,10 @@ def iv(v, lo, hi):
 
 
 def paired(a, b, metric, d, lo, hi, verdict):
-    return Paired(a, b, metric, d, lo, hi, verdict)
+    """A comparison whose interval and test give ``verdict``."""
+    made = Comparison(a, b, metric, d, lo, hi, 0.5 if verdict == "no clear difference" else 0.01, "paired test")
+    assert made.verdict == verdict
+    return made
 
 
 SYNTHETIC = fp.DataFound("**These are synthetic cells.** This copy of the book ran on the embedded default.", True,
@@ -39,8 +43,8 @@ def augmentation(seeds):
 
 def comparisons(verdicts):
     pairs = (("tuned", "baseline"), ("augmented", "baseline"), ("augmented", "tuned"))
-    return tuple(paired(a, b, "balanced_accuracy", 0.1 if v == "better" else -0.1, 0.01 if v == "better" else -0.2,
-                        0.2 if v == "better" else 0.05, v) for (a, b), v in zip(pairs, verdicts))
+    bounds = {"better": (0.1, 0.01, 0.2), "worse": (-0.1, -0.2, -0.01), "no clear difference": (-0.1, -0.2, 0.05)}
+    return tuple(paired(a, b, "balanced_accuracy", *bounds[v], v) for (a, b), v in zip(pairs, verdicts))
 
 
 def chapter5(source="run", split="test", n=243, verdicts=("worse", "worse", "no clear difference")):

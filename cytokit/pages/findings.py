@@ -20,6 +20,7 @@ import pandas as pd
 
 from cytokit.book import records
 from cytokit.data.tree import shown
+from cytokit.evaluation.statistics import Comparison, Interval
 from cytokit.pages import words
 
 CHAPTERS = ("01_data", "02_baseline", "03_tuning", "04_augmentation", "05_test_results", "06_xai")
@@ -36,7 +37,6 @@ EVAL_SPLITS = ("train", "val", "test", "all")
 XAI_MEANINGS = (("predicted_minus_first", "explaining the predicted class beats explaining class 0"),
                 ("lime_minus_random", "LIME's ranking beats a random one"),
                 ("top_minus_bottom", "LIME's most relevant superpixels beat its least relevant"))
-VERDICTS = ("better", "worse", "no clear difference")
 
 
 class FindingsError(records.RecordError):
@@ -46,32 +46,12 @@ class FindingsError(records.RecordError):
 # --------------------------------------------------------------------------- what each chapter found
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A fraction with its 95 % interval."""
-
-    value: float
-    low: float
-    high: float
-
-    def text(self) -> str:
-        return words.with_interval(self.value, self.low, self.high)
+def _value(i: Interval) -> str:
+    return words.with_interval(i.estimate, i.low, i.high)
 
 
-@dataclass(frozen=True)
-class Paired:
-    """A paired difference between two models (a − b) with its interval, test and verdict."""
-
-    a: str
-    b: str
-    metric: str
-    difference: float
-    low: float
-    high: float
-    verdict: str
-
-    def text(self) -> str:
-        return f"{words.points(self.difference)} points ({words.points(self.low)} to {words.points(self.high)})"
+def _difference(c: Comparison) -> str:
+    return f"{words.points(c.difference)} points ({words.points(c.low)} to {words.points(c.high)})"
 
 
 @dataclass(frozen=True)
@@ -112,12 +92,12 @@ class BaselineFound:
 
 @dataclass(frozen=True)
 class TuningFound:
-    tuned_vs_baseline: Paired
+    tuned_vs_baseline: Comparison
 
 
 @dataclass(frozen=True)
 class AugmentationFound:
-    augmented_vs_baseline: Paired
+    augmented_vs_baseline: Comparison
     seeds: SeedSpread | None
 
 
@@ -128,7 +108,7 @@ class TestFound:
     n_images: int
     accuracy: dict[str, Interval]
     balanced_accuracy: dict[str, Interval]
-    comparisons: tuple[Paired, ...]
+    comparisons: tuple[Comparison, ...]
     neu_recall: Interval
 
     def images(self) -> str:
@@ -308,24 +288,24 @@ def key_results(found: Findings):
     """One row per headline result of the chapters that ran: its value with a 95 % interval, and a verdict."""
     rows = []
     if found.baseline:
-        rows += [_row("2", "baseline, validation accuracy", found.baseline.accuracy.text()),
-                 _row("2", "baseline, validation balanced accuracy", found.baseline.balanced_accuracy.text())]
+        rows += [_row("2", "baseline, validation accuracy", _value(found.baseline.accuracy)),
+                 _row("2", "baseline, validation balanced accuracy", _value(found.baseline.balanced_accuracy))]
     if found.tuning:
         c = found.tuning.tuned_vs_baseline
-        rows.append(_row("3", "tuned − baseline, validation accuracy", c.text(), c.verdict))
+        rows.append(_row("3", "tuned − baseline, validation accuracy", _difference(c), c.verdict))
     if found.augmentation:
         c, spread = found.augmentation.augmented_vs_baseline, found.augmentation.seeds
-        rows.append(_row("4", "augmented − baseline, validation balanced accuracy", c.text(), c.verdict))
+        rows.append(_row("4", "augmented − baseline, validation balanced accuracy", _difference(c), c.verdict))
         if spread:
             rows.append(_row("4", "augmented − baseline over training seeds", spread.text(), spread.verdict()))
     if found.test:
         t = found.test
         for model in MODELS:
-            rows.append(_row("5", f"{model}, accuracy ({t.tag()})", t.accuracy[model].text()))
-            rows.append(_row("5", f"{model}, balanced accuracy ({t.tag()})", t.balanced_accuracy[model].text()))
-        rows += [_row("5", f"{c.a} − {c.b}, balanced accuracy ({t.tag()})", c.text(), c.verdict)
+            rows.append(_row("5", f"{model}, accuracy ({t.tag()})", _value(t.accuracy[model])))
+            rows.append(_row("5", f"{model}, balanced accuracy ({t.tag()})", _value(t.balanced_accuracy[model])))
+        rows += [_row("5", f"{c.a} − {c.b}, balanced accuracy ({t.tag()})", _difference(c), c.verdict)
                  for c in t.comparisons if c.metric == "balanced_accuracy"]
-        rows.append(_row("5", f"neutrophil-lineage images kept in the lineage ({t.tag()})", t.neu_recall.text()))
+        rows.append(_row("5", f"neutrophil-lineage images kept in the lineage ({t.tag()})", _value(t.neu_recall)))
     if found.xai:
         for key, label in (("predicted", "LIME, predicted class"), ("first", "LIME, class index 0 (study's code)"),
                            ("random", "random superpixels")):
@@ -424,17 +404,19 @@ class _Metrics:
         low, high = (self.number(str(i), {str(i): x}, f"{key}_ci95 item ") for i, x in enumerate(ci))
         return Interval(self.number(key), low, high)
 
-    def paired(self, record, key: str) -> Paired:
+    def comparison(self, record, key: str) -> Comparison:
         if not isinstance(record, dict):
             raise self._fail(key, "a comparison")
         ci = record.get("ci95")
         if not (isinstance(ci, list) and len(ci) == 2):
             raise self._fail(f"{key}.ci95", "a pair of numbers")
         low, high = (self.number(str(i), {str(i): x}, f"{key}.ci95 item ") for i, x in enumerate(ci))
-        names = [record.get(k) for k in ("a", "b", "metric", "verdict")]
-        if not all(isinstance(n, str) for n in names) or names[3] not in VERDICTS:
-            raise self._fail(key, "a comparison with a, b, metric and a verdict")
-        return Paired(*names[:3], self.number("difference", record, f"{key}."), low, high, names[3])
+        names = [record.get(k) for k in ("a", "b", "metric", "test")]
+        if not all(isinstance(n, str) for n in names):
+            raise self._fail(key, "a comparison with a, b, metric and test named")
+        return Comparison(*names[:3], self.number("difference", record, f"{key}."), low, high,
+                          self.number("p_value", record, f"{key}."), names[3],
+                          self.number("p_floor", record, f"{key}.") if "p_floor" in record else 0.0)
 
     def spread(self, key: str) -> SeedSpread | None:
         s = self.m.get(key)
@@ -458,12 +440,12 @@ def _baseline(m: _Metrics) -> BaselineFound:
 
 
 def _tuning(m: _Metrics) -> TuningFound:
-    return TuningFound(m.paired(m.m.get("tuned_vs_baseline_accuracy"), "tuned_vs_baseline_accuracy"))
+    return TuningFound(m.comparison(m.m.get("tuned_vs_baseline_accuracy"), "tuned_vs_baseline_accuracy"))
 
 
 def _augmentation(m: _Metrics) -> AugmentationFound:
     key = "augmented_vs_baseline_balanced_accuracy"
-    return AugmentationFound(m.paired(m.m.get(key), key), m.spread("augmented_minus_baseline_balanced_accuracy_seeds"))
+    return AugmentationFound(m.comparison(m.m.get(key), key), m.spread("augmented_minus_baseline_balanced_accuracy_seeds"))
 
 
 def _test(m: _Metrics, folder: Path) -> TestFound:
@@ -476,7 +458,7 @@ def _test(m: _Metrics, folder: Path) -> TestFound:
     return TestFound(source, _eval_split(m, folder), m.count("n_test"),
                      {k: m.interval(f"{k}_test_accuracy") for k in MODELS},
                      {k: m.interval(f"{k}_test_balanced_accuracy") for k in MODELS},
-                     tuple(m.paired(c, f"comparisons[{i}]") for i, c in enumerate(comparisons)),
+                     tuple(m.comparison(c, f"comparisons[{i}]") for i, c in enumerate(comparisons)),
                      m.interval("neu_recall"))
 
 
@@ -500,7 +482,7 @@ def _xai(m: _Metrics) -> XaiFound:
         for fill, record in fills.items():
             differences = record.get("differences", {}) if isinstance(record, dict) else {}
             if key in differences:
-                verdicts.setdefault(key, {})[fill] = m.paired(differences[key], f"fills.{fill}.{key}").verdict
+                verdicts.setdefault(key, {})[fill] = m.comparison(differences[key], f"fills.{fill}.{key}").verdict
     return XaiFound({k: m.text(f"sufficient_n_{k}_text") for k in ("predicted", "first", "random")}, verdicts)
 
 
