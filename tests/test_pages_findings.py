@@ -239,3 +239,22 @@ def test_an_unreadable_or_oversized_metrics_file_is_refused(tmp_path, monkeypatc
     (folder / "01_data" / "metrics.json").write_text(json.dumps({"data_source": "x" * 100}))
     with pytest.raises(fp.records.RecordError, match="limit"):
         fp.load(folder)
+
+
+def xai_metrics(fills=("grey", "mean")):
+    better = {**comparison("LIME", "random", "accuracy over n"), "difference": 0.2, "ci95": [0.1, 0.3],
+              "p_value": 0.001}
+    return {**{f"sufficient_n_{k}_text": "5 (5–15)" for k in ("predicted", "first", "random")},
+            "fills": {f: {"differences": {key: better for key, _ in fp.XAI_MEANINGS}} for f in fills}}
+
+
+def test_chapter_6s_verdicts_are_read_under_every_fill_and_a_missing_one_is_refused(tmp_path):
+    write(study_folder(tmp_path), "06_xai", xai_metrics())
+    found = fp.load(tmp_path)
+    assert found.xai.fill_verdicts["lime_minus_random"] == {"grey": "better", "mean": "better"}
+    assert "That LIME's ranking beats a random one holds under every fill (grey, mean)." in found.summary()
+    metrics = xai_metrics()
+    del metrics["fills"]["mean"]["differences"]["top_minus_bottom"]
+    write(tmp_path, "06_xai", metrics)
+    with pytest.raises(fp.FindingsError, match="fills.mean.differences.top_minus_bottom"):
+        fp.load(tmp_path)

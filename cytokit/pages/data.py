@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from cytokit.data import census, embedded, synthetic, taxonomy
-from cytokit.data.census import STUDY_SHARES
 from cytokit.data.manifest import SPLITS, leakage
 from cytokit.data.tree import layout_notes
 from cytokit.evaluation.statistics import FEW_IMAGES
@@ -250,7 +249,8 @@ class SplitCheck:
                 "small_class_notes": self.notes_markdown(), "split_statement": self.sentence()}
 
 
-def check_split(manifest: pd.DataFrame, table: pd.DataFrame, shares: dict[str, float] = STUDY_SHARES) -> SplitCheck:
+def check_split(manifest: pd.DataFrame, table: pd.DataFrame,
+                shares: dict[str, float] = census.STUDY_SHARES) -> SplitCheck:
     """The split table (:func:`cytokit.data.census.split_table`) against the intended shares."""
     big = table[table["images"] >= SHARE_CHECK_MIN_IMAGES]
     deviation = None if big.empty else float(max(np.abs(big[f"{s}_share"] - share).max()

@@ -474,15 +474,16 @@ def _eval_split(m: _Metrics, folder: Path) -> str | None:
 
 
 def _xai(m: _Metrics) -> XaiFound:
-    fills = m.m.get("fills", {})
-    if not isinstance(fills, dict):
+    fills = m.m.get("fills")
+    if not isinstance(fills, dict) or not fills:
         raise m._fail("fills", "a mapping of fills")
     verdicts: dict[str, dict[str, str]] = {}
     for key, _ in XAI_MEANINGS:
         for fill, record in fills.items():
-            differences = record.get("differences", {}) if isinstance(record, dict) else {}
-            if key in differences:
-                verdicts.setdefault(key, {})[fill] = m.comparison(differences[key], f"fills.{fill}.{key}").verdict
+            differences = record.get("differences") if isinstance(record, dict) else None
+            if not isinstance(differences, dict) or key not in differences:
+                raise m._fail(f"fills.{fill}.differences.{key}", "a comparison")
+            verdicts.setdefault(key, {})[fill] = m.comparison(differences[key], f"fills.{fill}.{key}").verdict
     return XaiFound({k: m.text(f"sufficient_n_{k}_text") for k in ("predicted", "first", "random")}, verdicts)
 
 
