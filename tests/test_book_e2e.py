@@ -219,3 +219,10 @@ def test_every_figure_is_numbered_by_sphinx_with_a_caption_and_the_chapter_ends_
     assert not re.search(r"\bFigure \d+\.\d+\b", pages.text_of(_page(smoke_run, chapter))), \
         f"{chapter} types a figure number by hand"
     assert re.search(r'<h2>Summary<a class="headerlink"', raw), f"{chapter} has no Summary section"
+
+
+def test_every_built_page_shows_values_not_reprs_no_empty_sections_and_labelled_figures(smoke_run):
+    """What a program can check of what a reader sees, on every page of the smoke book: no NaN, None or Python
+    repr; no heading, table or column over absent data; no plotly figure without data or axis titles."""
+    found = pages.reader_problems(smoke_run / "book" / "_build" / "html")
+    assert found == [], f"{len(found)} problems:\n" + "\n".join(found[:40])

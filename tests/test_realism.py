@@ -66,11 +66,13 @@ def test_colour_distributions_are_shares_and_identical_colours_are_at_distance_z
 def test_the_statements_say_what_was_compared(trees):
     fake, real = trees
     pair = realism.pair(fake, checked(fake), real_dir=real, per_class=1, colour_images=2)
-    text = prose.comparison_statement(pair, synthetic_data=True)
+    beside = prose.compare(pair, synthetic_data=True)
+    text = beside.sentence()
     assert "beside three real ones from the real sample `real`" in text and "nan" not in text
-    assert "drawn by the book's synthetic generator" in prose.comparison_statement(pair, synthetic_data=False)
-    assert "found no real images" in prose.comparison_statement(None, synthetic_data=True)
-    assert all(c.startswith("**Figure 1.") for c in prose.captions(None) + prose.captions(pair))
+    assert set(beside.classes) == set(pair.classes) and beside.facts()["real_source"] == "real"
+    assert "drawn by the book's synthetic generator" in prose.compare(pair, synthetic_data=False).sentence()
+    assert "found no real images" in prose.compare(None, synthetic_data=True).sentence()
+    assert "Figure 1." not in text and "{numref}`fig-real-colours`" in text
 
 
 def test_property_table_puts_this_datasets_medians_beside_the_real_ones(trees):

@@ -52,3 +52,12 @@ def test_predicted_class_curve_beats_the_reference_codes_class_0(study_run):
     for n in ("15", "25"):
         assert predicted[n]["value"] > first[n]["value"], (n, predicted[n], first[n])
     assert 40 <= m["superpixels_mean"] <= 55
+
+
+def test_every_page_of_the_reduced_book_shows_values_not_reprs_no_empty_sections_and_labelled_figures(study_run):
+    """The study profile's book (chapters 01, 05, 06 and the first page) read as the smoke book is: no NaN, None or
+    Python repr, no heading or column over absent data (no validation figures exist here), no unlabelled figure."""
+    import pages
+
+    found = pages.reader_problems(study_run / "book" / "_build" / "html")
+    assert found == [], f"{len(found)} problems:\n" + "\n".join(found[:40])

@@ -33,24 +33,25 @@ def class_distribution(summary: pd.DataFrame, log: bool = True) -> go.Figure:
                                                                    color="black", line_width=2),
                         hovertemplate="%{x}: study %{customdata:.3f} %<extra></extra>",
                         customdata=df["study_percent"])
-    fig.update_xaxes(categoryorder="array", categoryarray=list(df["code"]))
+    fig.update_xaxes(categoryorder="array", categoryarray=list(df["code"]), title="class")
     fig.update_yaxes(type="log" if log else "linear", title="images")
     return layout(fig, "Images per class", height=420)
 
 
 def class_pie(summary: pd.DataFrame, min_percent: float = 1.0) -> go.Figure:
-    """Share of each class; classes under ``min_percent`` are pooled as 'rare classes'."""
+    """Share of each class; classes under ``min_percent`` of this dataset are pooled (small here, not rare in nature)."""
     df = summary.reset_index() if "code" not in summary.columns else summary
     share = 100 * df["images"] / df["images"].sum()
     big = df[share >= min_percent]
     rare = df[share < min_percent]
-    labels = list(big["code"]) + (["rare classes"] if len(rare) else [])
+    pooled = f"classes under {min_percent:g} %"
+    labels = list(big["code"]) + ([pooled] if len(rare) else [])
     values = list(big["images"]) + ([int(rare["images"].sum())] if len(rare) else [])
     fig = go.Figure(go.Pie(labels=labels, values=values, sort=False, hole=0.35,
                            textinfo="label+percent"))
     title = "Share of images per class"
     if len(rare):
-        title += f" (rare classes: {', '.join(rare['code'])})"
+        title += f" ({pooled}: {', '.join(rare['code'])})"
     return layout(fig, title, height=460)
 
 
@@ -94,5 +95,6 @@ def split_proportions(summary: pd.DataFrame, expected: dict[str, float] | None =
     fig.update_layout(barmode="stack")
     for level in np.cumsum([v for v in (expected or {}).values()])[:-1]:
         fig.add_hline(y=level, line_dash="dot", line_color="black")
+    fig.update_xaxes(title="class")
     fig.update_yaxes(tickformat=".0%", title="share of the class", range=[0, 1])
     return layout(fig, "Split of every class into train / validation / test", height=380)

@@ -38,6 +38,7 @@ def colour_distributions(pair: realism.Pair | None) -> go.Figure | None:
                             hovertemplate=f"{code} {source} {channel}: OD %{{x:.2f}}, %{{y:.1%}} of pixels"
                                           "<extra></extra>")
     fig.update_xaxes(title_text="optical density", row=rows)
-    fig.update_yaxes(tickformat=".0%", col=1)
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(title_text="share of pixels", col=1)
     return layout(fig, "Colours of real (solid) and synthetic (dotted) images, channel by channel",
                   height=230 * rows + 120)
