@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+import cytokit
 from cytokit import io, paths
 from cytokit.data.outputs import check_folder_output
 from cytokit.data.tree import shown
@@ -162,6 +163,16 @@ def _without_parameters(notebook: Path, target: Path) -> None:
     target.write_text(json.dumps(nb), encoding="utf-8")
 
 
+def _stage_package(src: Path) -> None:
+    """The package's Python sources beside the notebooks, so that a page shows a function as it ran
+    (``{literalinclude} ../cytokit/<module>.py`` with ``:pyobject:``)."""
+    package = Path(cytokit.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        target = src / "cytokit" / path.relative_to(package)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
 def stage(run_dir, root=None) -> Path:
     """Copy the book's sources and the run's executed notebooks into ``RUN_DIR/book_src``."""
     run_dir, root = Path(run_dir), Path(root or paths.project_root())
@@ -171,6 +182,7 @@ def stage(run_dir, root=None) -> Path:
     io.write_json(src / STAGED, {})  # the folder is the build's from here on
     shutil.copy2(root / "_config.yml", src / "_config.yml")
     shutil.copytree(root / "book", src / "book")
+    _stage_package(src)
     present = {str(p.relative_to(src).with_suffix("")) for p in (src / "book").rglob("*.md")}
     for executed in sorted(run_dir.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")):
         if executed.stem == executed.parent.name:
