@@ -10,5 +10,8 @@ METHOD = {
     "03_tuning": [],
     "04_augmentation": [],
     "05_test_results": [],
-    "06_xai": [],
+    "06_xai": [("cytokit.xai.explain", "explain_labels"), ("cytokit.xai.sufficiency", "sufficiency"),
+               ("cytokit.xai.fills", "source"), ("cytokit.xai.fills", "imputed_values"),
+               ("cytokit.pages.xai", "sufficiency_under_fills"), ("cytokit.xai.randomisation", "randomised_models"),
+               ("cytokit.xai.controls", "stability")],
 }
