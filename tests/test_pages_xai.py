@@ -54,7 +54,7 @@ def sample(tmp_path, split="val", n=4) -> xai.XaiSample:
 def test_the_sample_says_where_its_images_come_from_and_counts_their_superpixels(tmp_path):
     facts = checked_facts(sample(tmp_path))
     assert facts["explained_split"] == "the val split"
-    assert checked_facts(sample(tmp_path, "all"))["explained_split"] == "every usable image"
+    assert checked_facts(sample(tmp_path, "all"))["explained_split"] == "all usable images of the folder"
     assert facts["n_images"] == 4 and facts["n_subset"] == 2 and facts["n_classes_explained"] == 3
     assert (facts["superpixels_min"], facts["superpixels_max"], facts["superpixels_mean"]) == (3, 6, 4.5)
     assert facts["explained_per_class"] == {"EBO": 2, "LYT": 1, "PLM": 1}
@@ -193,7 +193,7 @@ def test_the_per_class_sentence_names_the_classes_drawn_or_says_none_has_enough_
                          "accuracy": [0.5, 0.9, 0.4], "low": [0.2, 0.6, 0.1], "high": [0.8, 1.0, 0.7]})
     text = clean(xai.PerClassCurves(rows).sentence())
     assert "2 classes have 10 or more explained images and their own curve: PLM, LYT." in text
-    assert "PLM, the class the study singled out, is drawn thick." in text
+    assert "PLM, the class the study follows throughout, is drawn thick." in text
     one = clean(xai.PerClassCurves(rows[rows["code"] == "LYT"]).sentence())
     assert one == "1 class has 10 or more explained images and its own curve: LYT."
 

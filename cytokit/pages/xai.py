@@ -87,7 +87,8 @@ class XaiSample:
     def facts(self) -> dict:
         counts = self.counts
         return {"n_images": len(self.images), "n_classes_explained": int(self.chosen["cls"].nunique()),
-                "explained_split": "every usable image" if self.split == "all" else f"the {self.split} split",
+                "explained_split": "all usable images of the folder" if self.split == "all" else
+                f"the {self.split} split",
                 "explained_per_class": to_jsonable(self.chosen["cls"].value_counts().sort_index()),
                 "n_subset": int(len(self.subset)), "superpixels_mean": float(np.mean(counts)),
                 "superpixels_min": int(np.min(counts)), "superpixels_max": int(np.max(counts))}

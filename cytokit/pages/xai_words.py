@@ -138,7 +138,7 @@ def per_class(codes: list[str], least: int, highlight: str) -> str:
     if not codes:
         return (f"No class has {least} or more explained images in this run, so the figure draws no class's "
                 "curve; a larger sample (more images explained) gives each common class its own.")
-    thick = f" {highlight}, the class the study singled out, is drawn thick." if highlight in codes else ""
+    thick = f" {highlight}, the class the study follows throughout, is drawn thick." if highlight in codes else ""
     return (f"{len(codes)} {'class has' if len(codes) == 1 else 'classes have'} {least} or more explained images "
             f"and {'its' if len(codes) == 1 else 'their'} own curve: {', '.join(codes)}.{thick}")
 
