@@ -12,5 +12,8 @@ METHOD = {
     "05_test_results": [("cytokit.evaluation.statistics", "intervals"), ("cytokit.evaluation.simulation", "simulated_errors"),
                         ("cytokit.evaluation.statistics", "_bounds"), ("cytokit.evaluation.statistics", "compare"),
                         ("cytokit.evaluation.statistics", "verdict")],
-    "06_xai": [],
+    "06_xai": [("cytokit.xai.explain", "explain_labels"), ("cytokit.xai.sufficiency", "sufficiency"),
+               ("cytokit.xai.fills", "source"), ("cytokit.xai.fills", "imputed_values"),
+               ("cytokit.pages.xai", "sufficiency_under_fills"), ("cytokit.xai.randomisation", "randomised_models"),
+               ("cytokit.xai.controls", "stability")],
 }

@@ -10,21 +10,6 @@ from cytokit.evaluation.statistics import ALPHA, FEW_IMAGES, holm
 
 
 
-def sufficient_n(n) -> str:
-    """A smallest sufficient n as the sentence reads it."""
-    return "never (not within the n tested)" if n is None else str(n)
-
-
-def ground_truth(is_synthetic: bool) -> str:
-    """What the localisation check can say on this data."""
-    if is_synthetic:
-        return ("On synthetic cells the true cell and nucleus masks are known. The table gives the share of the "
-                "top-n superpixels' area that lies inside the cell and inside its nucleus, beside the share a "
-                "random choice of superpixels gets.")
-    return ("These are real images: there are no cell or nucleus masks, so the localisation of the "
-            "explanations cannot be checked against ground truth here.")
-
-
 #: How a metric reads in a sentence.
 METRIC_WORDS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "f1": "weighted F1",
                 "macro_f1": "macro F1", "precision": "weighted precision", "recall": "weighted recall"}
@@ -179,23 +164,6 @@ def claim_over_seeds(claim: str, c, spread: dict) -> str:
             "scale (its interval includes zero, or its test does not confirm it).")
 
 
-def sufficient_n_with_interval(n, low, high) -> str:
-    """A smallest sufficient n with its interval over images: "15 (5–25)", "never (…)"."""
-    def show(k):
-        return "none tested" if k is None else str(k)
-    if n is None and low is None:
-        return "never (not within the n tested)"
-    return f"{show(n) if n is not None else 'never'} ({show(low)}–{show(high)})"
-
-
-def difference_cell(c: dict) -> str:
-    """A paired difference in a table cell: "+12.3 points (+4.1 to +20.0; p = 0.002): better", marked when it
-    rests on few images."""
-    few = f"; {few_images(c.get('n', 0))}" if few_images(c.get("n", 0)) else ""
-    return (f"{points(c['difference'])} points ({points(c['ci95'][0])} to {points(c['ci95'][1])}; "
-            f"{p_value(c['p_value'], c.get('p_floor', 0.0))}{few}): {c['verdict']}")
-
-
 def family(comparisons: list[dict], what: str = "comparisons on this page") -> str:
     """What α = 0.05 means for a family of comparisons, and which verdicts survive Holm's correction."""
     called = [c for c in comparisons if c["verdict"] != "no clear difference"]
@@ -213,86 +181,3 @@ def family(comparisons: list[dict], what: str = "comparisons on this page") -> s
     return (head + f" Here {len(called)} {'is' if len(called) == 1 else 'are'} called better or worse; with Holm's "
             f"correction for all {n}, which keeps that chance at 5 % or less, {len(kept)} of them still "
             f"{'is' if len(kept) == 1 else 'are'}.")
-
-
-def across_fills(meaning: str, verdicts: dict) -> str:
-    """Whether a conclusion holds under every fill, or which fills it depends on."""
-    held = [k for k, v in verdicts.items() if v == "better"]
-    if len(held) == len(verdicts):
-        return f"That {meaning} holds under every fill ({', '.join(verdicts)})."
-    if not held:
-        against = [k for k, v in verdicts.items() if v == "worse"]
-        tail = f"; the opposite holds under {', '.join(against)}" if against else ""
-        return f"That {meaning} holds under no fill{tail}."
-    return (f"That {meaning} depends on the fill: it holds under {', '.join(held)}, not under "
-            f"{', '.join(k for k in verdicts if k not in held)}.")
-
-
-def randomisation(summary) -> str:
-    """Which explanation methods pass the model-randomisation sanity check, and which cannot be judged."""
-    verdicts = summary.attrs.get("verdicts", {}) if hasattr(summary, "attrs") else {}
-    if not verdicts:
-        return "The randomisation check did not run."
-    groups = {v: [m for m, w in verdicts.items() if w == v] for v in set(verdicts.values())}
-    words = {
-        "passes": "with the weights randomised, the explanations no longer resemble those of the trained model, "
-                  "as an explanation of the model must",
-        "fails": "their explanations of the randomised model still resemble the trained model's, so they say little "
-                 "about what the model learned",
-        "inconclusive": "the drop after randomisation is not clear against the method's own seed-to-seed agreement "
-                        "on this subset",
-        "not measured": "no correlation could be computed (constant explanations)",
-    }
-    heads = {"passes": "passes", "fails": "fails", "inconclusive": "is inconclusive", "not measured": "is not measured"}
-    out = []
-    for verdict in ("passes", "fails", "inconclusive", "not measured"):
-        methods = groups.get(verdict, [])
-        if methods:
-            out.append(f"{' and '.join(methods)}: the sanity check {heads[verdict]} — {words[verdict]}.")
-    return " ".join(out)
-
-
-def stability(record: dict, seeds: int, samples: int, more: int) -> str:
-    """How far LIME's own randomness moves its ranking."""
-    top5 = record["lime_seed_top5_overlap"]
-    spear = record["lime_seed_spearman"]
-    more_top5 = record[f"samples_{samples}_vs_{more}_top5_overlap"]
-    where = f", on {top5['images']} images (few images)" if top5.get("images", 0) < FEW_IMAGES else ""
-    if top5.get("images", 0) < 2 or spear.get("images", 0) < 2:
-        return (f"Only {top5.get('images', 0)} image could be compared across {seeds} LIME seeds: too few for an "
-                "interval, so this page cannot say how stable LIME is.")
-    return (f"Across {seeds} LIME seeds the top five superpixels overlap by {100 * top5['value']:.0f} % on average "
-            f"(95 % interval {100 * top5['ci95'][0]:.0f}–{100 * top5['ci95'][1]:.0f} %) and the weights correlate at "
-            f"Spearman {spear['value']:.2f} ({spear['ci95'][0]:.2f}–{spear['ci95'][1]:.2f}){where};"
-            f" with {more:,} perturbations instead of {samples} the top five overlap by "
-            f"{100 * more_top5['value']:.0f} %.")
-
-
-def deletion(record: dict) -> str:
-    """Deletion and insertion of LIME's ranking against a random one, with verdicts."""
-    out = []
-    for kind, good in (("deletion", "faster"), ("insertion", "faster")):
-        c = record[f"lime_minus_random_{kind}"]
-        lower_is_better = kind == "deletion"
-        wins = (c["verdict"] == "worse") if lower_is_better else (c["verdict"] == "better")
-        verdict = (f"LIME's ranking moves the probability {good} than a random one" if wins else
-                   "this sample cannot tell LIME's ranking from a random one" if c["verdict"] == "no clear difference"
-                   else "a random ranking does better than LIME's")
-        few = f"; {few_images(c.get('n', 0))}" if few_images(c.get("n", 0)) else ""
-        out.append(f"In {kind}, LIME − random AUC is {c['difference']:+.3f} (95 % interval {c['ci95'][0]:+.3f} to "
-                   f"{c['ci95'][1]:+.3f}; {c['test']} {p_value(c['p_value'], c.get('p_floor', 0.0))}{few}): "
-                   f"{verdict}.")
-    return " ".join(out)
-
-
-def xai_conclusion(m: dict, threshold: float, is_synthetic: bool) -> str:
-    """Chapter 06's closing sentences: the study's criterion under the grey fill, then what holds across fills."""
-    share = "two thirds" if abs(threshold - 2 / 3) < 1e-9 else f"{threshold:.0%}"
-    out = [f"Under the study's grey fill, the explanation images reach {share} of the full-image weighted "
-           f"precision at n = {m['sufficient_n_predicted_text']} when LIME explains the predicted class, "
-           f"n = {m['sufficient_n_first_text']} when it explains class 0 as the study's code did, and "
-           f"n = {m['sufficient_n_random_text']} with random superpixels (95 % intervals over images)."]
-    out.append(m.get("fills_statement", ""))
-    if is_synthetic:
-        out.append("These are synthetic cells: the numbers show the method, not a finding about real marrow cells.")
-    return " ".join(x for x in out if x)

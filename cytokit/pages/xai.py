@@ -1,21 +1,33 @@
-"""Chapter 06's steps: explain a stratified sample, test sufficiency under four fills, run a reviewer's checks."""
+"""Chapter 06 on the page: the explained sample, LIME and its controls, sufficiency under four fills.
+
+Every step takes the sample (:class:`XaiSample`) and the earlier steps' results as arguments
+and returns a frozen result: its facts under the keys its class declares (``KEYS``, for
+``metrics.json`` and glue) and its sentences (:mod:`cytokit.pages.xai_words`). No step reads
+another's numbers from a shared dict, and no step depends on another having run except
+through its arguments. The reviewer's checks of the explanations and the chapter's closing
+sentences are in :mod:`cytokit.pages.xai_checks`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from cytokit import resources
-from cytokit.pages import figures, words
-from cytokit.book.chapter import Chapter, ChapterData
-from cytokit.data import embedded, synthetic
+from cytokit.book.chapter import ChapterData
+from cytokit.data import embedded
 from cytokit.evaluation import statistics
-from cytokit.xai import controls, deletion, explain, fills, gradcam, occlusion, superpixels
-from cytokit.xai import randomisation as cascade
+from cytokit.evaluation.statistics import Comparison
+from cytokit.io import to_jsonable
+from cytokit.pages import figures, words
+from cytokit.pages import xai_words as say
+from cytokit.xai import controls, explain, fills, gradcam, occlusion, superpixels
 from cytokit.xai import images as xai_images
-from cytokit.xai.sufficiency import STUDY_NS, THRESHOLD, sufficiency
+from cytokit.xai.sufficiency import STUDY_NS, THRESHOLD, SufficiencyResult, sufficiency
 
 #: Explanations are made on 250 px images, the dataset's own size, where the study's quickshift settings hold.
 XAI_SIZE = 250
@@ -26,86 +38,127 @@ CURVES = {"top": "LIME, most relevant first", "first": "LIME for class 0 (the st
 COMPARISONS = (("predicted_minus_first", "top", "first", "explaining the predicted class beats explaining class 0"),
                ("lime_minus_random", "top", "random", "LIME's ranking beats a random one"),
                ("top_minus_bottom", "top", "bottom", "LIME's most relevant superpixels beat its least relevant"))
+#: The study's rule: a ranking suffices where the explanation images keep this share of the full-image precision.
+SHARE = "two thirds" if abs(THRESHOLD - 2 / 3) < 1e-9 else f"{THRESHOLD:.0%}"
 #: Numbers of visible superpixels shown as confusion matrices.
 CONFUSION_NS = (15, 35, 45, "all")
 #: Explained images a class needs for its own curve.
 PER_CLASS_MIN = 10
+#: The class the study singled out, drawn thick in the per-class figure where present.
+HIGHLIGHT = "PLM"
 
 
-def load_sample(chapter: Chapter, data: ChapterData, model_source: str, study_models_dir, xai_split: str,
-                n_images: int, seed: int):
-    """The augmented model fed 250 px images, and a seeded sample of images stratified by class."""
+# --------------------------------------------------------------------------- the sample
+
+
+@dataclass(frozen=True)
+class XaiSample:
+    """The explained images and all a step needs to know about them; every step of the chapter takes it.
+
+    Position ``i`` is the same image in ``images``, ``segments``, ``y_true`` and the rows of ``chosen``.
+    """
+
+    model: object  # the augmented model, taking uint8 RGB images of XAI_SIZE px (resized inside the network)
+    images: tuple  # uint8 (XAI_SIZE, XAI_SIZE, 3) arrays, as read from the dataset
+    segments: tuple  # per image, its quickshift superpixels (int array, one id per pixel), the study's settings
+    y_true: np.ndarray  # per image, the index of its true class in class_names
+    class_names: tuple  # the dataset's class codes, in the order the model's outputs use
+    chosen: pd.DataFrame  # per image, its manifest row (path, cls, split), in image order
+    subset: np.ndarray  # positions (into images) of the stratified subset that the costly checks use
+    split: str  # where the images come from: a split's name, or "all" (every usable image)
+    data_dir: Path  # the dataset's folder (synthetic cells carry their cell and nucleus masks there)
+    KEYS: ClassVar[tuple[str, ...]] = ("n_images", "n_classes_explained", "explained_split", "explained_per_class",
+                                       "n_subset", "superpixels_mean", "superpixels_min", "superpixels_max")
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Superpixels per image."""
+        return superpixels.counts(self.segments)
+
+    @property
+    def is_synthetic(self) -> bool:
+        return embedded.is_synthetic(self.data_dir)
+
+    def at(self, positions) -> tuple[list, list, np.ndarray]:
+        """(images, segments, true classes) of the images at ``positions``, e.g. the subset."""
+        idx = np.asarray(positions, dtype=int)
+        return [self.images[i] for i in idx], [self.segments[i] for i in idx], self.y_true[idx]
+
+    def facts(self) -> dict:
+        counts = self.counts
+        return {"n_images": len(self.images), "n_classes_explained": int(self.chosen["cls"].nunique()),
+                "explained_split": "all usable images of the folder" if self.split == "all" else
+                f"the {self.split} split",
+                "explained_per_class": to_jsonable(self.chosen["cls"].value_counts().sort_index()),
+                "n_subset": int(len(self.subset)), "superpixels_mean": float(np.mean(counts)),
+                "superpixels_min": int(np.min(counts)), "superpixels_max": int(np.max(counts))}
+
+
+def explained_sample(data: ChapterData, model_path, split: str, n_images: int, n_subset: int,
+                     seed: int) -> XaiSample:
+    """The augmented model fed 250 px images; a seeded sample stratified by class, its superpixels, its subset."""
     from cytokit.data import pipeline
     from cytokit.models.training import load_model
 
-    path = chapter.models(model_source, study_models_dir)["augmented"]
-    model = xai_images.at_resolution(load_model(path), XAI_SIZE)
-    chosen = xai_images.choose(data.manifest, None if xai_split == "all" else xai_split, n_images, seed=seed)
-    images = list(pipeline.load_images(chosen, data.root, None, XAI_SIZE))
+    model = xai_images.at_resolution(load_model(model_path), XAI_SIZE)
+    chosen = xai_images.choose(data.manifest, None if split == "all" else split, n_images, seed=seed)
+    images = tuple(pipeline.load_images(chosen, data.root, None, XAI_SIZE))
+    segments = tuple(superpixels.superpixels_all(images, **superpixels.QUICKSHIFT))
     y_true = np.array([data.class_names.index(c) for c in chosen["cls"]])
-    chapter.record("n_images", len(images))
-    chapter.record("n_classes_explained", int(chosen["cls"].nunique()))
-    chapter.record("explained_split", "every usable image" if xai_split == "all" else f"the {xai_split} split")
-    chapter.record("model_file", chapter.shown(path))
-    chapter.keep("explained_per_class", chosen["cls"].value_counts().sort_index())
-    print(f"explaining {len(images)} images with {chapter.shown(path)}")
-    return model, chosen, images, y_true
+    return XaiSample(model, images, segments, y_true, tuple(data.class_names), chosen,
+                     xai_images.subset(chosen, n_subset, seed), split, Path(data.root))
 
 
-def segment(chapter: Chapter, images) -> list[np.ndarray]:
-    """Quickshift superpixels of every image with the study's settings; records their counts."""
-    segments = superpixels.superpixels_all(images, **superpixels.QUICKSHIFT)
-    counts = superpixels.counts(segments)
-    chapter.record("superpixels_mean", float(np.mean(counts)))
-    chapter.record("superpixels_min", int(np.min(counts)))
-    chapter.record("superpixels_max", int(np.max(counts)))
-    return segments
+# --------------------------------------------------------------------------- explanations and rankings
 
 
-def choose_subset(chapter: Chapter, chosen, n: int, seed: int) -> np.ndarray:
-    """Positions of the stratified subset that the costly checks use; records its size."""
-    idx = xai_images.subset(chosen, n, seed)
-    chapter.record("n_subset", int(len(idx)))
-    return idx
-
-
-@dataclass
-class Experiment:
-    """LIME's explanations, a random ranking, and every sufficiency curve under every fill."""
+@dataclass(frozen=True)
+class Explanations:
+    """LIME's explanation of every image for the chapter's label mode and for class 0, and a random ranking."""
 
     label_mode: str
-    explanations: dict = field(default_factory=dict)
-    random_rankings: list = field(default_factory=list)
-    results: dict = field(default_factory=dict)
-    subsets: dict = field(default_factory=dict)
-    curves: dict = field(default_factory=dict)  # fill -> curve -> its table with intervals, as recorded
-    gradcam_rankings: list = field(default_factory=list)
+    lime: tuple  # per image, the Explanation of the label_mode's class (its ranking, weights, full-image probs)
+    first: tuple  # per image, the Explanation of class 0, as the study's code made it
+    random: tuple  # per image, its superpixel ids in a seeded random order
+    y_true: np.ndarray
+    KEYS: ClassVar[tuple[str, ...]] = ("full_image_accuracy",)
 
     @property
-    def main(self) -> list:
-        return self.explanations[self.label_mode]
+    def full_probs(self) -> np.ndarray:
+        """The model's probabilities on the full images (N, C)."""
+        return explain.full_probs(self.lime)
+
+    @property
+    def labels(self) -> list[int]:
+        """The class each image's LIME explanation explains."""
+        return [e.label for e in self.lime]
 
     def rankings(self, curve: str) -> list:
         """One superpixel order per image for a curve of :data:`CURVES`."""
-        if curve == "top":
-            return [e.ranking for e in self.main]
-        if curve == "first":
-            return [e.ranking for e in self.explanations["first"]]
-        if curve == "bottom":
-            return [e.ranking[::-1] for e in self.main]
-        return list(self.random_rankings)
+        orders = {"top": lambda: [e.ranking for e in self.lime], "first": lambda: [e.ranking for e in self.first],
+                  "bottom": lambda: [e.ranking[::-1] for e in self.lime], "random": lambda: list(self.random)}
+        return orders[curve]()
+
+    def facts(self) -> dict:
+        return {"full_image_accuracy": float(np.mean(self.full_probs.argmax(axis=1) == self.y_true))}
 
 
-def explain_images(chapter: Chapter, model, images, segments, y_true, label_mode: str, num_samples: int,
-                   seed: int) -> Experiment:
-    """LIME for ``label_mode`` and for class 0 (the study's code) on every image, and a random ranking."""
-    exp = Experiment(label_mode)
-    for mode in dict.fromkeys([label_mode, "first"]):
-        exp.explanations[mode] = explain.explain_all(model, images, segments, mode, y_true, num_samples, seed=seed)
-    exp.random_rankings = controls.random_rankings(segments, seed=seed)
-    full = explain.full_probs(exp.main)
-    chapter.record("full_image_accuracy", float(np.mean(full.argmax(axis=1) == y_true)))
-    return exp
+def explain_sample(sample: XaiSample, label_mode: str, num_samples: int, seed: int) -> Explanations:
+    """LIME for ``label_mode`` and for class 0 (the study's code) on every image, from one set of perturbations per
+    image, and a seeded random ranking as the floor."""
+    modes = tuple(dict.fromkeys([label_mode, "first"]))
+    found = explain.explain_all_labels(sample.model, sample.images, sample.segments, modes, sample.y_true,
+                                       num_samples, seed=seed)
+    return Explanations(label_mode, tuple(found[label_mode]), tuple(found["first"]),
+                        tuple(controls.random_rankings(sample.segments, seed=seed)), sample.y_true)
+
+
+def gradcam_rankings(sample: XaiSample, lime: Explanations) -> tuple:
+    """Per image, its superpixels ordered by Grad-CAM's mean heat for the class LIME explains, hottest first."""
+    return tuple(gradcam.rankings(sample.model, sample.images, sample.segments, lime.labels))
+
+
+# --------------------------------------------------------------------------- sufficiency under four fills
 
 
 def _filler(kind: str, images, segments, seed: int):
@@ -119,237 +172,238 @@ def _filler(kind: str, images, segments, seed: int):
     return fill
 
 
-def sufficiency_under_fills(chapter: Chapter, exp: Experiment, model, images, segments, y_true, class_names,
-                            subset_idx, seed: int) -> pd.DataFrame:
-    """Every curve of :data:`CURVES` under every fill (imputation on the subset); records them all."""
-    full = explain.full_probs(exp.main)
+def tested_images(sample: XaiSample, kind: str) -> np.ndarray:
+    """The images a fill is tested on: the subset for imputation (a linear system per image and n), else all."""
+    return np.asarray(sample.subset if kind in fills.MASK_DEPENDENT else np.arange(len(sample.images)))
+
+
+def sufficiency_under_fills(sample: XaiSample, lime: Explanations, seed: int) -> FillSufficiency:
+    """The study's test for every ranking of :data:`CURVES` under every fill."""
+    results = {}
     for kind in fills.FILLS:
-        idx = np.asarray(subset_idx if kind in fills.MASK_DEPENDENT else np.arange(len(images)))
-        imgs, segs = [images[i] for i in idx], [segments[i] for i in idx]
-        filler = _filler(kind, imgs, segs, seed)
-        exp.subsets[kind] = idx
-        exp.results[kind] = {curve: sufficiency(model, imgs, segs, [exp.rankings(curve)[i] for i in idx],
-                                                y_true[idx], class_names=class_names, full_probs=full[idx],
-                                                filler=filler) for curve in CURVES}
-    chapter.keep("fills", {kind: _fill_record(exp, kind, seed) for kind in fills.FILLS})
-    _record_study_curve(chapter, exp)
-    return fill_table(chapter)
+        idx = tested_images(sample, kind)
+        images, segments, y_true = sample.at(idx)
+        filler = _filler(kind, images, segments, seed)
+        results[kind] = {curve: sufficiency(sample.model, images, segments, [lime.rankings(curve)[i] for i in idx],
+                                            y_true, class_names=sample.class_names, full_probs=lime.full_probs[idx],
+                                            filler=filler)
+                         for curve in CURVES}
+    return FillSufficiency.of(results, seed)
 
 
-def _fill_record(exp: Experiment, kind: str, seed: int) -> dict:
-    """metrics.json's entry for one fill: curves with intervals, sufficient n with intervals, comparisons."""
-    results = exp.results[kind]
-    out = {"n_images": int(len(exp.subsets[kind])), "sufficient_n": {}, "sufficient_n_ci95": {}, "differences": {}}
-    exp.curves[kind] = {}
-    for curve, result in results.items():
-        table = exp.curves[kind][curve] = result.curve_intervals(seed=seed)
-        out[f"curve_{curve}"] = {m: {n: {"value": row[m], "ci95": [row[f"{m}_low"], row[f"{m}_high"]],
-                                         "images": int(row["images"])} for n, row in table.iterrows()}
-                                 for m in ("accuracy", "precision_weighted")}
-        point, low, high = result.sufficient_n_interval(seed=seed)
-        out["sufficient_n"][curve] = point
-        out["sufficient_n_ci95"][curve] = [low, high]
-    for key, a, b, _ in COMPARISONS:
-        first, second = results[a].per_image_accuracy(), results[b].per_image_accuracy()
-        both = ~np.isnan(first) & ~np.isnan(second)  # images with no n tested have no value
-        c = statistics.paired_mean_difference(first[both], second[both], (CURVES[a], CURVES[b]), "accuracy over n",
-                                              bounds=(-1, 1))
-        out["differences"][key] = c.as_dict()
-    return out
+@dataclass(frozen=True)
+class FillSufficiency:
+    """Every ranking's smallest sufficient n under every fill, with intervals over images, and the paired
+    comparisons of the rankings' per-image accuracy."""
+
+    results: dict  # fill -> curve -> SufficiencyResult: the predictions at every n, for figures and later checks
+    curves: dict  # fill -> curve -> per-n table of accuracy and weighted precision with their intervals
+    sufficient: dict  # fill -> curve -> (smallest sufficient n, low, high); None where no n tested suffices
+    differences: dict  # fill -> comparison key of COMPARISONS -> Comparison of per-image accuracy over n
+    images: dict  # fill -> images it was tested on
+    full_image_precision: float  # weighted precision of the full images (grey fill's images: every image)
+    full_image_correct: int  # full images the model calls right, of images["grey"]
+    KEYS: ClassVar[tuple[str, ...]] = (
+        "fills", "full_image_precision", "reference_statement", "sufficient_n_predicted", "sufficient_n_predicted_text",
+        "sufficient_n_first", "sufficient_n_first_text", "sufficient_n_random", "sufficient_n_random_text",
+        "sufficient_n_bottom", "sufficient_n_bottom_text")
+    #: The grey fill's curves as the prose names them.
+    NAMED: ClassVar[dict[str, str]] = {"predicted": "top", "first": "first", "random": "random", "bottom": "bottom"}
+
+    @classmethod
+    def of(cls, results: dict, seed: int) -> FillSufficiency:
+        """The intervals and comparisons of ``results`` (fill -> curve -> SufficiencyResult), resampled with
+        ``seed``."""
+        curves = {kind: {c: r.curve_intervals(seed=seed) for c, r in by.items()} for kind, by in results.items()}
+        sufficient = {kind: {c: r.sufficient_n_interval(seed=seed) for c, r in by.items()}
+                      for kind, by in results.items()}
+        differences = {kind: {key: _paired_accuracy(by[a], by[b], a, b) for key, a, b, _ in COMPARISONS}
+                       for kind, by in results.items()}
+        images = {kind: len(by["top"].y_true) for kind, by in results.items()}
+        grey = results["grey"]["top"]
+        return cls(results, curves, sufficient, differences, images, grey.reference("precision_weighted"),
+                   int(np.sum(grey.full_pred == grey.y_true)))
+
+    @property
+    def threshold(self) -> float:
+        """The weighted precision a ranking must reach: the study's share of the full-image precision."""
+        return THRESHOLD * self.full_image_precision
+
+    def reference_sentence(self) -> str:
+        total = self.images["grey"]
+        low, high = statistics.wilson(self.full_image_correct, total)
+        return say.reference(self.full_image_correct, total, low, high, self.full_image_precision, SHARE)
+
+    def sufficient_text(self, curve: str, kind: str = "grey") -> str:
+        return say.sufficient_n_with_interval(*self.sufficient[kind][curve])
+
+    def table(self) -> pd.DataFrame:
+        """Per fill and ranking: the smallest sufficient n with its interval, marked when it rests on few images."""
+        return pd.DataFrame({kind: {CURVES[c]: words.marked(self.sufficient_text(c, kind), self.images[kind])
+                                    for c in CURVES} for kind in self.sufficient})
+
+    def curves_for_figure(self, kind: str) -> dict[str, pd.DataFrame]:
+        """The curves of one fill with their intervals, labelled for the figure."""
+        return {CURVES[c]: table for c, table in self.curves[kind].items()}
+
+    def _fill_record(self, kind: str) -> dict:
+        """metrics.json's entry for one fill: curves with intervals, sufficient n with intervals, comparisons."""
+        out = {"n_images": self.images[kind],
+               "sufficient_n": {c: s[0] for c, s in self.sufficient[kind].items()},
+               "sufficient_n_ci95": {c: [s[1], s[2]] for c, s in self.sufficient[kind].items()},
+               "differences": {key: c.as_dict() for key, c in self.differences[kind].items()}}
+        for curve, table in self.curves[kind].items():
+            out[f"curve_{curve}"] = {m: {n: {"value": row[m], "ci95": [row[f"{m}_low"], row[f"{m}_high"]],
+                                             "images": int(row["images"])} for n, row in table.iterrows()}
+                                     for m in ("accuracy", "precision_weighted")}
+        return out
+
+    def facts(self) -> dict:
+        out = {"fills": to_jsonable({kind: self._fill_record(kind) for kind in self.sufficient}),
+               "full_image_precision": self.full_image_precision, "reference_statement": self.reference_sentence()}
+        for name, curve in self.NAMED.items():
+            out[f"sufficient_n_{name}"] = self.sufficient["grey"][curve][0]
+            out[f"sufficient_n_{name}_text"] = self.sufficient_text(curve)
+        return out
 
 
-def _record_study_curve(chapter: Chapter, exp: Experiment) -> None:
-    """The study's own setting (grey fill) as plain numbers and sentences for the words."""
-    grey = chapter.metrics["fills"]["grey"]
-    chapter.record("full_image_precision", exp.results["grey"]["top"].reference("precision_weighted"))
-    for curve, key in (("top", "predicted"), ("first", "first"), ("random", "random"), ("bottom", "bottom")):
-        low, high = grey["sufficient_n_ci95"][curve]
-        chapter.record(f"sufficient_n_{key}", grey["sufficient_n"][curve])
-        chapter.record(f"sufficient_n_{key}_text", words.sufficient_n_with_interval(grey["sufficient_n"][curve],
-                                                                                     low, high))
+def _paired_accuracy(first: SufficiencyResult, second: SufficiencyResult, a: str, b: str) -> Comparison:
+    """Per-image accuracy over n of two rankings, paired over the images both have a value for."""
+    x, y = first.per_image_accuracy(), second.per_image_accuracy()
+    both = ~np.isnan(x) & ~np.isnan(y)  # images with no n tested have no value
+    return statistics.paired_mean_difference(x[both], y[both], (CURVES[a], CURVES[b]), "accuracy over n",
+                                             bounds=(-1, 1))
 
 
-def fill_table(chapter: Chapter) -> pd.DataFrame:
-    """Per fill and curve: the smallest sufficient n with its interval, and the images it rests on."""
+@dataclass(frozen=True)
+class FillVerdicts:
+    """Each comparison of rankings under every fill: its verdict, and which conclusions hold under all fills."""
+
+    differences: dict  # fill -> comparison key of COMPARISONS -> Comparison
+    KEYS: ClassVar[tuple[str, ...]] = ("fills_statement",)
+
+    def table(self) -> pd.DataFrame:
+        """Per comparison (rows) and fill (columns): the difference, its interval, p-value and verdict."""
+        return pd.DataFrame({kind: {meaning: say.difference_cell(by[key]) for key, _, _, meaning in COMPARISONS}
+                             for kind, by in self.differences.items()})
+
+    def sentence(self) -> str:
+        held = [say.across_fills(meaning, {kind: by[key].verdict for kind, by in self.differences.items()})
+                for key, _, _, meaning in COMPARISONS]
+        family = [by[key].as_dict() for by in self.differences.values() for key, *_ in COMPARISONS]
+        return " ".join([*held, words.family(family, "differences in the table")])
+
+    def facts(self) -> dict:
+        return {"fills_statement": self.sentence()}
+
+
+def fill_verdicts(suff: FillSufficiency) -> FillVerdicts:
+    """Which comparisons of rankings hold under every fill."""
+    return FillVerdicts(suff.differences)
+
+
+# --------------------------------------------------------------------------- per class and where the images go
+
+
+@dataclass(frozen=True)
+class PerClassCurves:
+    """Accuracy of each class's explanation images at every n (grey fill, LIME's ranking), with Wilson intervals."""
+
+    table: pd.DataFrame  # columns code, n, images, accuracy, low, high; classes with PER_CLASS_MIN images or more
+    KEYS: ClassVar[tuple[str, ...]] = ("per_class_curves", "per_class_statement")
+
+    def sentence(self) -> str:
+        return say.per_class(list(dict.fromkeys(self.table["code"])), PER_CLASS_MIN, HIGHLIGHT)
+
+    def facts(self) -> dict:
+        return {"per_class_curves": to_jsonable(self.table), "per_class_statement": self.sentence()}
+
+
+def per_class_curves(suff: FillSufficiency) -> PerClassCurves:
+    """Per class with enough explained images: the share of its explanation images still called right at each n."""
+    result = suff.results["grey"]["top"]
     rows = []
-    for kind, rec in chapter.metrics["fills"].items():
-        for curve in CURVES:
-            low, high = rec["sufficient_n_ci95"][curve]
-            rows.append({"fill": kind, "ranking": CURVES[curve], "images": rec["n_images"],
-                         "smallest sufficient n": words.marked(words.sufficient_n_with_interval(
-                             rec["sufficient_n"][curve], low, high), rec["n_images"])})
-    return pd.DataFrame(rows).pivot(index="ranking", columns="fill", values="smallest sufficient n")[list(fills.FILLS)]
-
-
-def conclusions(chapter: Chapter) -> pd.DataFrame:
-    """Each comparison's verdict under every fill, and a sentence on which conclusions hold under all."""
-    rows, sentences = {}, []
-    for key, _, _, meaning in COMPARISONS:
-        verdicts = {kind: rec["differences"][key] for kind, rec in chapter.metrics["fills"].items()}
-        rows[meaning] = {kind: words.difference_cell(c) for kind, c in verdicts.items()}
-        sentences.append(words.across_fills(meaning, {k: c["verdict"] for k, c in verdicts.items()}))
-    family = [rec["differences"][key] for rec in chapter.metrics["fills"].values() for key, *_ in COMPARISONS]
-    sentences.append(words.family(family, "differences in the table"))
-    chapter.record("fills_statement", " ".join(sentences))
-    return pd.DataFrame(rows).T[list(fills.FILLS)]
-
-
-def curves_for_figure(exp: Experiment, kind: str) -> dict[str, pd.DataFrame]:
-    """The curves of one fill with the intervals ``metrics.json`` holds, labelled for the figure."""
-    return {CURVES[c]: table for c, table in exp.curves[kind].items()}
-
-
-def per_class_curves(chapter: Chapter, exp: Experiment, y_true, class_names) -> pd.DataFrame:
-    """Per class with enough explained images: accuracy of its explanation images at each n (grey, LIME's
-    ranking) with Wilson intervals."""
-    result = exp.results["grey"]["top"]
-    rows = []
-    for c in np.unique(y_true):
-        members = y_true == c
+    for c in np.unique(result.y_true):
+        members = result.y_true == c
         if members.sum() < PER_CLASS_MIN:
             continue
         for n in result.ns:
-            used = result.used(n) & members
-            hits = int((result.predictions(n)[used] == c).sum()) if n != "all" else int(
-                (result.full_pred[members] == c).sum())
-            total = int(used.sum()) if n != "all" else int(members.sum())
+            used = result.used(n) & members if n != "all" else members
+            pred = result.predictions(n) if n != "all" else result.full_pred
+            hits, total = int((pred[used] == c).sum()), int(used.sum())
             low, high = statistics.wilson(hits, total)
-            rows.append({"code": class_names[c], "n": str(n), "images": total,
+            rows.append({"code": result.class_names[c], "n": str(n), "images": total,
                          "accuracy": hits / total if total else np.nan, "low": low, "high": high})
-    table = pd.DataFrame(rows, columns=["code", "n", "images", "accuracy", "low", "high"])
-    chapter.keep("per_class_curves", table)
-    return table
+    return PerClassCurves(pd.DataFrame(rows, columns=["code", "n", "images", "accuracy", "low", "high"]))
 
 
-def absorbers(chapter: Chapter, exp: Experiment) -> pd.DataFrame:
-    """The classes that take most occluded images at each n (grey, LIME's ranking); kept for metrics.json."""
-    return chapter.keep("absorbers", exp.results["grey"]["top"].top_absorbers(3))
+@dataclass(frozen=True)
+class Absorbers:
+    """The classes that take most occluded images at each n (grey fill, LIME's ranking)."""
+
+    table: pd.DataFrame  # columns n, rank, code, share
+    KEYS: ClassVar[tuple[str, ...]] = ("absorbers",)
+
+    def wide(self) -> pd.DataFrame:
+        """One row per n: the classes that take most explanation images there, with their shares (none: blank)."""
+        cells = self.table.assign(cell=[f"{c} ({s:.0%})" if s > 0 else "" for c, s in
+                                        zip(self.table["code"], self.table["share"])])
+        wide = cells.pivot(index="n", columns="rank", values="cell").loc[list(dict.fromkeys(self.table["n"]))]
+        return wide.rename(columns={1: "most", 2: "second", 3: "third"}).rename_axis(columns=None)
+
+    def facts(self) -> dict:
+        return {"absorbers": to_jsonable(self.table)}
 
 
-def confusions(exp: Experiment) -> dict:
-    return {n: exp.results["grey"]["top"].confusion(n, normalize=True) for n in CONFUSION_NS}
+def absorbers(suff: FillSufficiency) -> Absorbers:
+    """The three classes that take most explanation images at each n."""
+    return Absorbers(suff.results["grey"]["top"].top_absorbers(3))
 
 
-def randomisation(chapter: Chapter, model, images, segments, exp: Experiment, subset_idx, y_true,
-                  num_samples: int, seed: int) -> pd.DataFrame:
-    """The sanity check: explanations of the subset under cascading weight randomisation; records the summary."""
-    idx = np.asarray(subset_idx)
-    table = cascade.randomisation_check(model, [images[i] for i in idx], [segments[i] for i in idx],
-                                        trained=[exp.main[i] for i in idx], seed=seed, randomisation_seed=seed)
-    summary = cascade.summarise(table)
-    chapter.keep("randomisation", {
-        "steps": [{"order": int(r.order), "step": r.step, "method": r.method, "spearman": r.mean,
-                   "ci95": [r.low, r.high], "images": int(r.n)} for r in summary.itertuples()],
-        "verdicts": summary.attrs["verdicts"]})
-    chapter.record("randomisation_statement", words.randomisation(summary))
-    return summary.assign(spearman=[words.marked(words.number_with_interval(m, lo, hi), n) for m, lo, hi, n in
-                                    zip(summary["mean"], summary["low"], summary["high"], summary["n"])])[
-        ["step", "method", "spearman", "n"]].set_index(["step", "method"])
+def confusions(suff: FillSufficiency) -> dict:
+    """Row-normalised confusion matrices of the explanation images (grey, LIME's ranking) at :data:`CONFUSION_NS`."""
+    return {n: suff.results["grey"]["top"].confusion(n, normalize=True) for n in CONFUSION_NS}
 
 
-def stability(chapter: Chapter, model, images, segments, y_true, subset_idx, label_mode: str, num_samples: int,
-              lime_seeds: int, more_samples: int, seed: int) -> pd.DataFrame:
-    """LIME's ranking against itself: other LIME seeds and more perturbations, on the subset; records both."""
-    idx = np.asarray(subset_idx)
-    found = controls.stability(model, [images[i] for i in idx], [segments[i] for i in idx], y_true[idx], label_mode,
-                               num_samples, seeds=tuple(seed + k for k in range(lime_seeds)),
-                               more_samples=more_samples)
-    record, rows = {}, []
-    for key, label in (("seed_top5_overlap", "top-5 overlap between LIME seeds"),
-                       ("seed_spearman", "Spearman of the weights between LIME seeds"),
-                       ("samples_top5_overlap", f"top-5 overlap, {num_samples} vs {more_samples} perturbations"),
-                       ("samples_spearman", f"Spearman of the weights, {num_samples} vs {more_samples}")):
-        values = np.asarray(found[key], dtype=float)
-        iv = statistics.mean_interval(values[~np.isnan(values)], bounds=(-1, 1) if "spearman" in key else (0, 1))
-        record[f"lime_{key}" if key.startswith("seed") else f"samples_{num_samples}_vs_{more_samples}_"
-               + key.removeprefix("samples_")] = {"value": iv.estimate, "ci95": iv.as_list(), "images": iv.n}
-        rows.append({"check": label, "mean": words.marked(words.number_with_interval(iv.estimate, iv.low, iv.high),
-                                                           iv.n),
-                     "images": iv.n})
-    chapter.keep("stability", record)
-    chapter.record("stability_statement", words.stability(record, lime_seeds, num_samples, more_samples))
-    return pd.DataFrame(rows).set_index("check")
+# --------------------------------------------------------------------------- figures' data and the study
 
 
-def example_panel(model, images, segments, exp: Experiment, y_true, class_names, seed: int) -> dict:
+def example_panel(sample: XaiSample, lime: Explanations, seed: int) -> dict:
     """A few images of different classes: top 5, 15, 25, 40 superpixels, the full image and Grad-CAM."""
-    picks = xai_images.example_indices(y_true, k=4, seed=seed)
-    heat = gradcam.gradcam(model, np.stack([images[i] for i in picks]), [exp.main[i].label for i in picks])
+    picks = xai_images.example_indices(sample.y_true, k=4, seed=seed)
+    heat = gradcam.gradcam(sample.model, np.stack([sample.images[i] for i in picks]), [lime.labels[i] for i in picks])
     panel = {}
     for j, i in enumerate(picks):
-        name = f"{class_names[y_true[i]]} #{j + 1}"
-        panel[name] = [occlusion.keep_top(images[i], segments[i], exp.main[i].ranking, n) for n in (5, 15, 25, 40)]
-        panel[name] += [images[i], xai_images.heat_overlay(images[i], heat[j])]
+        image, segments, ranking = sample.images[i], sample.segments[i], lime.lime[i].ranking
+        panel[f"{sample.class_names[sample.y_true[i]]} #{j + 1}"] = [
+            *(occlusion.keep_top(image, segments, ranking, n) for n in (5, 15, 25, 40)), image,
+            xai_images.heat_overlay(image, heat[j])]
     return panel
 
 
-def deletion_and_insertion(chapter: Chapter, model, images, segments, exp: Experiment, steps: int = 10):
-    """Deletion and insertion AUCs of LIME, Grad-CAM and random rankings with intervals over images;
-    returns the table and the mean curves."""
-    labels = [e.label for e in exp.main]
-    exp.gradcam_rankings = gradcam.rankings(model, images, segments, labels)
-    methods = {"LIME": exp.main, "Grad-CAM": exp.gradcam_rankings, "random": exp.random_rankings}
-    result = deletion.deletion_insertion(model, images, segments, methods, labels, steps=steps)
-    aucs = result.aucs()
-    rows, record = [], {}
-    for (method, kind), group in aucs.groupby(["method", "kind"], sort=False):
-        iv = statistics.mean_interval(group.sort_values("image")["auc"].to_numpy(), bounds=(0, 1))
-        record.setdefault(method, {})[kind] = {"value": iv.estimate, "ci95": iv.as_list(), "images": iv.n}
-        chapter.record(f"{kind}_auc_{method.lower().replace('-', '')}", iv.estimate)
-        rows.append({"method": method, "kind": kind,
-                     "mean AUC": words.marked(words.number_with_interval(iv.estimate, iv.low, iv.high, 3), iv.n)})
-    for kind in ("deletion", "insertion"):
-        per = aucs[aucs["kind"] == kind].pivot(index="image", columns="method", values="auc")
-        c = statistics.paired_mean_difference(per["LIME"], per["random"], ("LIME", "random"), f"{kind} AUC",
-                                              bounds=(-1, 1))
-        record[f"lime_minus_random_{kind}"] = c.as_dict()
-    chapter.keep("deletion_insertion", record)
-    chapter.record("deletion_statement", words.deletion(record))
-    return pd.DataFrame(rows).pivot(index="method", columns="kind", values="mean AUC"), result.mean_curves()
-
-
-def ground_truth(chapter: Chapter, data: ChapterData, chosen, segments, exp: Experiment):
-    """On synthetic cells, how much of the top superpixels lies on the cell and nucleus; records the statement."""
-    synthetic_cells = embedded.is_synthetic(data.root)
-    chapter.record("ground_truth_statement", words.ground_truth(synthetic_cells))
-    if not synthetic_cells:
-        return pd.DataFrame()
-    masks = [synthetic.masks(data.root, p) for p in chosen["path"]]
-    rankings = {"LIME": exp.main, "Grad-CAM": exp.gradcam_rankings, "random": exp.random_rankings}
-    loc = controls.localisation_summary(controls.localisation_table(segments, rankings, masks, ns=(1, 5, 15)))
-    chapter.keep("localisation", loc.reset_index())
-    return loc
-
-
-def explorer(model, images, segments, exp: Experiment, y_true, class_names, chosen, n: int = 12, seed: int = 0):
-    """The data of the page's explorer: about ``n`` images of different classes, each occluded (grey) at every n
-    of the study, with the model's probabilities."""
-    picks = xai_images.subset(chosen, min(n, len(images)), seed)
+def explorer(sample: XaiSample, lime: Explanations, n: int = 12, seed: int = 0):
+    """The page's explorer: about ``n`` images of different classes, each occluded (grey) at every n of the study,
+    with the model's probabilities."""
+    picks = xai_images.subset(sample.chosen, min(n, len(sample.images)), seed)
     ns = [k for k in STUDY_NS if k != "all"]
-    predict = occlusion.classifier(model)
+    predict = occlusion.classifier(sample.model)
     shown, probs, titles = [], [], []
     for i in picks:
-        ranks = occlusion.rank_map(segments[i], exp.main[i].ranking)
-        row = [occlusion.compose(images[i], ranks < k, occlusion.GREY) for k in ns] + [images[i]]
+        ranks = occlusion.rank_map(sample.segments[i], lime.lime[i].ranking)
+        row = [occlusion.compose(sample.images[i], ranks < k, occlusion.GREY) for k in ns] + [sample.images[i]]
         shown.append(row)
         probs.append(predict(np.stack(row)))
-        titles.append(f"{class_names[y_true[i]]} #{len(titles) + 1}")
-    return figures.sufficiency_explorer(shown, titles, [*map(str, ns), "all"], class_names, np.stack(probs),
-                                        fill_name="grey", true_labels=[int(y_true[i]) for i in picks])
+        titles.append(f"{sample.class_names[sample.y_true[i]]} #{len(titles) + 1}")
+    return figures.sufficiency_explorer(shown, titles, [*map(str, ns), "all"], sample.class_names, np.stack(probs),
+                                        fill_name="grey", true_labels=[int(sample.y_true[i]) for i in picks])
 
 
-def beside_study(chapter: Chapter) -> pd.DataFrame:
+def beside_study(sample: XaiSample, suff: FillSufficiency) -> pd.DataFrame:
     """Mean superpixels and the smallest sufficient n (grey fill), this run's rankings beside the study's figures."""
     facts = resources.table("lime_facts").set_index("key")["value"]
-    mean = round(chapter.metrics["superpixels_mean"], 1)
     table = pd.DataFrame({"study (published)": [facts.get("mean_superpixels", "43"),
                                                 facts.get("sufficient_n_global", "40")]},
                          index=["mean superpixels per image", "smallest sufficient n (grey)"])
-    for key, curve in (("predicted", "top"), ("first", "first"), ("random", "random")):
-        table[f"this run, {CURVES[curve]}"] = [mean, chapter.metrics[f"sufficient_n_{key}_text"]]
+    for curve in ("top", "first", "random"):
+        table[f"this run, {CURVES[curve]}"] = [round(float(np.mean(sample.counts)), 1), suff.sufficient_text(curve)]
     return table
-
-
-def conclusion(chapter: Chapter, is_synthetic: bool) -> str:
-    """Records the chapter's closing sentences from the verdicts under every fill."""
-    return chapter.record("conclusion", words.xai_conclusion(chapter.metrics, THRESHOLD, is_synthetic))

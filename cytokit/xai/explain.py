@@ -122,34 +122,39 @@ def _hidden_image(image: np.ndarray, segments: np.ndarray, hide_color) -> np.nda
 def explain_labels(model, image_uint8: np.ndarray, segments: np.ndarray, label_modes=("predicted", "first"),
                    true_label: int | None = None, num_samples: int = STUDY_SAMPLES, hide_color: int = GREY,
                    seed: int = 0, batch_size: int = 256) -> dict[str, Explanation]:
-    """One explanation per label mode from one set of lime's perturbations, so each extra class costs a
-    ridge fit, not ``num_samples`` more predictions.
+    """LIME with the study's settings, one explanation per label mode from one set of perturbations.
 
     Each explanation is the one :func:`explain` makes alone with the same seed: lime draws the
     same perturbed images whatever the class, and fits each class's ridge model on them
     separately (``lime.lime_image.LimeImageExplainer.explain_instance``, step by step).
     """
-    image = check_uint8(image_uint8)
-    labelled = dense(segments)
-    ids = np.unique(np.asarray(segments))
     wanted = {mode: explained_label(mode, true_label=true_label) for mode in label_modes}
+    image, ids = check_uint8(image_uint8), dense(segments)
     explainer = _BatchedLime(random_state=seed, feature_selection="none")
-    data, labels = explainer.data_labels(image, _hidden_image(image, labelled, hide_color), labelled,
+    # num_samples copies of the image, each with a random set of superpixels hidden (row 0: none hidden)
+    data, labels = explainer.data_labels(image, _hidden_image(image, ids, hide_color), ids,
                                          classifier(model, batch_size), int(num_samples), batch_size)
     distances = sklearn.metrics.pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
     predicted = int(np.argsort(labels[0])[-1])  # lime's top_labels=1
-    fits, out = {}, {}
+    out = {}
     for mode, label in wanted.items():
         label = predicted if label is None else label
-        if label not in fits:
-            fits[label] = explainer.base.explain_instance_with_data(data, labels, distances, label, len(ids),
-                                                                    feature_selection="none")
-        intercept, pairs, score, _ = fits[label]
-        weights = {int(ids[f]): float(w) for f, w in pairs}
-        order = sorted(weights, key=lambda k: (-weights[k], k))
-        out[mode] = Explanation(int(label), mode, np.array(order, dtype=np.int64), weights, explainer.full_probs_,
-                                float(score), float(intercept), int(num_samples), int(seed))
+        # a ridge model of the class's probability on which superpixels were visible, near images weighted up
+        fit = explainer.base.explain_instance_with_data(data, labels, distances, label, data.shape[1],
+                                                        feature_selection="none")
+        out[mode] = _explanation(fit, np.unique(np.asarray(segments)), label, mode, explainer.full_probs_,
+                                 num_samples, seed)
     return out
+
+
+def _explanation(fit, ids: np.ndarray, label: int, mode: str, full: np.ndarray, num_samples: int,
+                 seed: int) -> Explanation:
+    """lime's fit ``(intercept, (feature, weight) pairs, score, _)`` as an :class:`Explanation` of superpixel ids."""
+    intercept, pairs, score, _ = fit
+    weights = {int(ids[f]): float(w) for f, w in pairs}
+    order = sorted(weights, key=lambda k: (-weights[k], k))
+    return Explanation(int(label), mode, np.array(order, dtype=np.int64), weights, full, float(score),
+                       float(intercept), int(num_samples), int(seed))
 
 
 def image_seed(seed: int, i: int) -> int:

@@ -128,24 +128,24 @@ def cascade(model, seed: int = 0) -> Iterator[tuple[str, object]]:
     time; the layer ``l`` of step ``k`` draws weight ``j`` with ``layer_seed(seed, k, l, j)``,
     so a step is the same for the same seed, whatever the model's layer names.
     """
-    return _randomised(model, seed, cumulative=True)
+    return randomised_models(model, seed, cumulative=True)
 
 
-def _randomised(model, seed: int, cumulative: bool) -> Iterator[tuple[str, object]]:
-    """Each step's clone, re-initialised from the previous step's weights (cascade) or the trained ones."""
+def randomised_models(model, seed: int, cumulative: bool) -> Iterator[tuple[str, object]]:
+    """Each step's clone of ``model``: its layers re-drawn on top of the previous step's (cascade) or the trained
+    weights (independent)."""
     import keras
 
-    steps = cascade_steps(model)
     position = {layer.name: i for i, layer in enumerate(model.layers)}
     weights = model.get_weights()
-    for k, (name, layers) in enumerate(steps, start=1):
+    for k, (name, layers) in enumerate(cascade_steps(model), start=1):  # "probs", "dense", last block ... first
         clone = keras.models.clone_model(model)
         clone.set_weights(weights)
         for i, layer_name in enumerate(layers):
             layer = clone.layers[position[layer_name]]
             reinitialise(layer, [layer_seed(seed, k, i, j) for j in range(len(layer.weights))])
         if cumulative:
-            weights = clone.get_weights()
+            weights = clone.get_weights()  # the next step starts from this one's random layers
         yield name, clone
 
 
@@ -155,7 +155,7 @@ def independent(model, seed: int = 0) -> Iterator[tuple[str, object]]:
     The same steps and the same draws as :func:`cascade` (layer ``l`` of step ``k`` seeded
     ``layer_seed(seed, k, l, j)``), each from the trained weights; ``model`` is never changed.
     """
-    return _randomised(model, seed, cumulative=False)
+    return randomised_models(model, seed, cumulative=False)
 
 
 #: The ways a network is randomised: top-down and cumulative, or one step at a time.

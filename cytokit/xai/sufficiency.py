@@ -60,7 +60,7 @@ def grey_filler(grey: int = GREY) -> Callable:
 def sufficiency(model, images: Sequence[np.ndarray], segments_list: Sequence[np.ndarray], rankings,
                 y_true, ns=STUDY_NS, class_names=CODES, full_probs=None, batch_size: int | None = None,
                 filler: Callable | None = None, progress: bool = True) -> SufficiencyResult:
-    """Predict every top-n explanation image and score it against the true labels.
+    """Keep each image's top-n superpixels, fill the rest, predict: the study's test at every n.
 
     ``rankings`` are superpixel orders (or explanations with ``.ranking``); the top ``n``
     stay visible and ``filler(i, image, segments, visible) -> image`` fills the rest
@@ -69,31 +69,40 @@ def sufficiency(model, images: Sequence[np.ndarray], segments_list: Sequence[np.
     left out of that ``n``; ``"all"`` is the full image for every image.
     """
     filler = filler or grey_filler()
-    predict = classifier(model, batch_size or 256)
-    bs = batch_size_of(predict, batch_size)
-    ns = _check_ns(ns)
+    ns, y_true = _check_ns(ns), np.asarray(y_true, dtype=np.int64)
+    _check_lengths(images, segments_list, rankings, y_true)
     counts = np.array([len(np.unique(s)) for s in segments_list])
-    y_true = np.asarray(y_true, dtype=np.int64)
-    if not len(images) == len(segments_list) == len(rankings) == len(y_true):
-        raise ValueError("images, segments_list, rankings and y_true must have the same length")
-    full = full_probabilities(predict, images, full_probs, bs)
+    predict = classifier(model, batch_size or 256)
 
-    def items():
+    def explanation_images():
         for i in progress_bar(range(len(images)), enabled=progress, desc="sufficiency", leave=False):
-            ranks = rank_map(segments_list[i], rankings[i])
+            ranks = rank_map(segments_list[i], rankings[i])  # 0 for the most relevant superpixel
             for n in ns:
-                if n != "all" and n < counts[i]:  # n == count is the full image
+                if n != "all" and n < counts[i]:  # n == count is the full image; n > count leaves it out
                     yield (i, n), filler(i, images[i], segments_list[i], ranks < n)
 
-    probs = predict_stream(predict, items(), bs)
+    bs = batch_size_of(predict, batch_size)
+    full = full_probabilities(predict, images, full_probs, bs)
+    probs = predict_stream(predict, explanation_images(), bs)
+    return SufficiencyResult(ns, y_true, full, _by_n(probs, full, ns, counts), counts, list(class_names))
+
+
+def _check_lengths(images, segments_list, rankings, y_true) -> None:
+    if not len(images) == len(segments_list) == len(rankings) == len(y_true):
+        raise ValueError("images, segments_list, rankings and y_true must have the same length")
+
+
+def _by_n(probs: dict, full: np.ndarray, ns: list, counts: np.ndarray) -> dict:
+    """Per n, the (N, C) probabilities of the explanation images: the full image's where n covers every
+    superpixel, NaN rows for images left out."""
     by_n = {}
     for n in ns:
-        p = np.full((len(images), full.shape[1]), np.nan, dtype=np.float32)
-        for i in range(len(images)):
+        p = np.full((len(full), full.shape[1]), np.nan, dtype=np.float32)
+        for i in range(len(full)):
             if n == "all" or n <= counts[i]:
                 p[i] = full[i] if n == "all" or n == counts[i] else probs[(i, n)]
         by_n[n] = p
-    return SufficiencyResult(ns, y_true, full, by_n, counts, list(class_names))
+    return by_n
 
 
 def full_probabilities(predict, images, full_probs, batch_size) -> np.ndarray:

@@ -130,7 +130,7 @@ def sufficiency_explorer(images, titles, ns, class_names, probs, fill_name: str 
     fig.update_yaxes(visible=False, row=1, col=1)
     fig.update_xaxes(range=[0, 1.3], tickvals=[0, 0.25, 0.5, 0.75, 1], tickformat=".0%", title="probability",
                      row=1, col=2)
-    fig.update_yaxes(categoryorder="array", categoryarray=codes[::-1], row=1, col=2)
+    fig.update_yaxes(categoryorder="array", categoryarray=codes[::-1], title="class", row=1, col=2)
     fig.update_layout(updatemenus=[image_menu(titles, ns)],
                       sliders=[image_slider(i, len(titles), ns, i == 0) for i in range(len(titles))])
     layout(fig, title, height=max(500, 220 + 18 * len(codes)))

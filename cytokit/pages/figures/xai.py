@@ -67,11 +67,12 @@ def deletion_insertion(mean_curves: pd.DataFrame, title: str = "Deletion and ins
     return layout(fig, title, height=380)
 
 
-def per_class_curves(table: pd.DataFrame, highlight: str | None = None,
+def per_class_curves(table: pd.DataFrame, highlight: str | None = None, least: int = 10,
                      title: str = "Accuracy of each class's explanation images against visible superpixels"
                      ) -> go.Figure:
     """One line per class (long table: code, n, images, accuracy, low, high) with interval bars (hollow points:
-    fewer than :data:`~cytokit.evaluation.statistics.FEW_IMAGES` images); ``highlight`` thick."""
+    fewer than :data:`~cytokit.evaluation.statistics.FEW_IMAGES` images); ``highlight`` thick. With no class in the
+    table (none has ``least`` explained images), the plot says so in place of the lines."""
     fig = go.Figure()
     codes = list(dict.fromkeys(table["code"]))
     highlight = highlight if highlight in codes else None
@@ -85,6 +86,9 @@ def per_class_curves(table: pd.DataFrame, highlight: str | None = None,
                         marker=dict(symbol=["circle-open" if k < FEW_IMAGES else "circle" for k in rows["images"]]),
                         customdata=rows["images"],
                         hovertemplate=f"{code}, n=" + "%{x}: %{y:.1%} (%{customdata} images)<extra></extra>")
+    if not codes:
+        fig.add_annotation(text=f"no class has {least} or more explained images in this run", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_xaxes(title="superpixels kept visible", type="category")
     fig.update_yaxes(title="accuracy (the class's recall)", range=[0, 1], tickformat=".0%")
     return layout(fig, title, height=420)
