@@ -21,7 +21,7 @@ import pandas as pd
 from cytokit.book import records
 from cytokit.data.tree import shown
 from cytokit.evaluation.statistics import Comparison, Interval
-from cytokit.pages import words
+from cytokit.pages import words, xai_words
 
 CHAPTERS = ("01_data", "02_baseline", "03_tuning", "04_augmentation", "05_test_results", "06_xai")
 MODELS = ("baseline", "tuned", "augmented")
@@ -219,7 +219,7 @@ class Findings:
     def _xai_sentence(self) -> str:
         if not self.xai:
             return ""
-        out = [words.across_fills(meaning, self.xai.fill_verdicts[key])
+        out = [xai_words.across_fills(meaning, self.xai.fill_verdicts[key])
                for key, meaning in XAI_MEANINGS if self.xai.fill_verdicts.get(key)]
         return " ".join(["Chapter 6 tests whether LIME's explanations justify the model's predictions, with the "
                          "hidden superpixels filled in several ways.", *out]) if out else ""
