@@ -30,13 +30,13 @@ def project_root() -> Path:
     return Path.cwd()
 
 
-def runs_root() -> Path:
+def _runs_root() -> Path:
     return project_root() / "runs"
 
 
 def default_run_dir(profile: str = DEFAULT_PROFILE) -> Path:
     """The run folder that ``make book PROFILE=...`` writes and notebooks read by default."""
-    return runs_root() / profile
+    return _runs_root() / profile
 
 
 def synthetic_root() -> Path:

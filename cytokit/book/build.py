@@ -39,7 +39,7 @@ SOURCES = "book_src"
 BUILT = "_build"
 
 
-def check_run_folder(run_dir) -> Path:
+def _check_run_folder(run_dir) -> Path:
     """``run_dir`` if it is a run folder (``run.json`` or an executed chapter), else a BookError."""
     run_dir = Path(run_dir).expanduser()
     if not run_dir.exists() and run_dir.is_symlink():
@@ -206,7 +206,7 @@ def stage(run_dir, root=None) -> Path:
 
 def build(run_dir, strict: bool = True, log=print) -> Path:
     """Build the HTML book of a run folder; returns the path of its ``index.html``."""
-    run_dir = check_run_folder(run_dir).resolve()
+    run_dir = _check_run_folder(run_dir).resolve()
     out = run_dir / "book"
     _check_output_folder(out)
     src = stage(run_dir)
@@ -231,6 +231,6 @@ def build(run_dir, strict: bool = True, log=print) -> Path:
 
 def main_book(run_dir, log=print) -> Path:
     """``cytokit book RUN_DIR``: check the folder, hold its lock, rebuild the book."""
-    run_dir = check_run_folder(run_dir)
+    run_dir = _check_run_folder(run_dir)
     with io.folder_lock(run_dir, log=log, advice="wait for it to finish, then run `cytokit book` again"):
         return build(run_dir, log=log)

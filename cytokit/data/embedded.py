@@ -13,7 +13,7 @@ from cytokit import paths
 from cytokit.data import synthetic
 
 
-def synthetic_dir(n_images: int, seed: int = 0, difficulty: float = 0.5, size: int = 250) -> Path:
+def _synthetic_dir(n_images: int, seed: int = 0, difficulty: float = 0.5, size: int = 250) -> Path:
     """The cache folder for one synthetic dataset's settings (and the generator's version: a new drawing
     never meets an old one's folder)."""
     name = f"v{synthetic.VERSION}-n{n_images}-seed{seed}-d{difficulty:g}-px{size}"
@@ -35,7 +35,7 @@ def resolve(data_dir=None, *, synth_images: int = 3000, synth_seed: int = 0,
                 "top folder (the one holding ART/, BLA/, ...), see data/README.md"
             )
         return folder
-    target = synthetic_dir(synth_images, synth_seed, synth_difficulty)
+    target = _synthetic_dir(synth_images, synth_seed, synth_difficulty)
     synthetic.generate(target, n_images=synth_images, seed=synth_seed,
                    difficulty=synth_difficulty, progress=progress)
     return target

@@ -93,7 +93,7 @@ def layout(data: bytes) -> JpegLayout:
             found.components = [segment[6 + 3 * i] for i in range(segment[5]) if 6 + 3 * i < len(segment)]
         if marker == SOS:
             start = pos + 2 + length
-            end = after_entropy_data(data, start)
+            end = _after_entropy_data(data, start)
             found.scans.append(_scan(segment, start, end))
             pos = end
             continue
@@ -109,7 +109,7 @@ def _scan(segment: bytes, start: int, end: int) -> Scan:
                 se=segment[2 + 2 * ns], al=segment[3 + 2 * ns] & 0x0F, start=start, end=end)
 
 
-def after_entropy_data(data: bytes, pos: int) -> int:
+def _after_entropy_data(data: bytes, pos: int) -> int:
     """Position of the first marker after entropy-coded data (0xFF then neither 0x00 nor a restart), or the end."""
     while True:
         pos = data.find(b"\xff", pos)

@@ -158,13 +158,13 @@ def write_manifest(df: pd.DataFrame, path) -> Path:
     A manifest whose usable images come from fewer than 2 classes is refused: no
     classifier can be trained on it, and the later chapters would fail far from the cause.
     """
-    check_classes(df)
+    _check_classes(df)
     known = [c for c in MANIFEST_COLUMNS if c in df.columns]
     cols = known + [c for c in df.columns if c not in MANIFEST_COLUMNS]
     return io.write_csv(path, df[cols], index=False)
 
 
-def check_classes(manifest: pd.DataFrame) -> None:
+def _check_classes(manifest: pd.DataFrame) -> None:
     """Raise :class:`DatasetError` unless usable images of at least 2 classes are in the manifest."""
     present = sorted(set(manifest.loc[usable(manifest), "cls"]))
     if len(present) < 2:

@@ -26,10 +26,10 @@ def check_file_output(path, option: str, inputs=(), data_dirs=(), force: bool = 
         raise OutputError(f"{named} is a folder: give the path of a file to write (e.g. report.csv in another "
                           "folder); nothing was written")
     for source in inputs:
-        if same_path(path, source):
+        if _same_path(path, source):
             raise OutputError(f"{named} is the input {shown(source)}: writing it would destroy the input; "
                               "choose another output path; nothing was written")
-    check_outside_datasets(path.parent, option, data_dirs, shown_as=path)
+    _check_outside_datasets(path.parent, option, data_dirs, shown_as=path)
     if (path.exists() or path.is_symlink()) and not force:
         raise OutputError(f"{named} already exists: pass --force to replace it, or choose another path; "
                           "nothing was written")
@@ -42,16 +42,16 @@ def check_folder_output(path, option: str, data_dirs=()) -> Path:
     if path.exists() and not path.is_dir():
         raise OutputError(f"{option} {shown(path)} is a file, not a folder: give a folder for the outputs; "
                           "nothing was written")
-    check_outside_datasets(path, option, data_dirs)
+    _check_outside_datasets(path, option, data_dirs)
     return path
 
 
-def check_outside_datasets(folder, option: str, data_dirs=(), shown_as=None) -> None:
+def _check_outside_datasets(folder, option: str, data_dirs=(), shown_as=None) -> None:
     """Refuse ``folder`` when it is, or is inside, a given dataset folder or one that looks like a dataset."""
     folder = Path(folder).expanduser()
     named = f"{option} {shown(shown_as if shown_as is not None else folder)}"
     for data in data_dirs:
-        if data is not None and is_within(folder, data):
+        if data is not None and _is_within(folder, data):
             raise OutputError(f"{named} is inside the dataset folder {shown(data)}: the project never writes into a "
                               "dataset; choose a path outside it; nothing was written")
     found = enclosing_dataset(folder)
@@ -60,7 +60,7 @@ def check_outside_datasets(folder, option: str, data_dirs=(), shown_as=None) -> 
                           "the project never writes into a dataset; choose a path outside it; nothing was written")
 
 
-def same_path(a, b) -> bool:
+def _same_path(a, b) -> bool:
     """True when ``a`` and ``b`` name the same file or folder (links and ``..`` resolved)."""
     try:
         return os.path.samefile(a, b)
@@ -68,7 +68,7 @@ def same_path(a, b) -> bool:
         return _resolved(a) == _resolved(b)
 
 
-def is_within(path, folder) -> bool:
+def _is_within(path, folder) -> bool:
     """True when ``path`` is ``folder`` or lies below it (links resolved)."""
     inner, outer = _resolved(path), _resolved(folder)
     return inner == outer or outer in inner.parents

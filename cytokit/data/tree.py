@@ -64,7 +64,7 @@ def index(data_dir, progress=True) -> pd.DataFrame:
             walk.ignore(entry.name)
     if not class_dirs:
         _raise_no_classes(root, walk)
-    check_top_level(root, [e.name for e in class_dirs])
+    _check_top_level(root, [e.name for e in class_dirs])
     with progress_bar(desc="indexing", unit="file", enabled=progress, delay=_INDEX_BAR_DELAY,
                       mininterval=1.0) as bar:
         for entry in class_dirs:
@@ -106,7 +106,7 @@ def printable(text: str, keep: str = "") -> str:
     return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in str(text))
 
 
-def is_utf8_name(name: str) -> bool:
+def _is_utf8_name(name: str) -> bool:
     """False for a name whose bytes are not UTF-8 (Python keeps them as surrogate escapes)."""
     try:
         name.encode("utf-8")
@@ -115,7 +115,7 @@ def is_utf8_name(name: str) -> bool:
     return True
 
 
-def check_top_level(root, names) -> None:
+def _check_top_level(root, names) -> None:
     """Refuse top-level folders that are a split (``train/``, ``test/``), not classes, naming what to do."""
     splits = sorted(n for n in names if n.lower() in SPLIT_NAMES)
     if splits:
@@ -137,7 +137,7 @@ def check_dataset(data_dir) -> Path:
     class_dirs = [e for e in _scan(root) if walk.classify(e, e.name) == "dir"]
     if not class_dirs:
         _raise_no_classes(root, walk)
-    check_top_level(root, [e.name for e in class_dirs])
+    _check_top_level(root, [e.name for e in class_dirs])
     _check_nesting(root, class_dirs)
     if len(class_dirs) == 1 and not _RANGE_FOLDER.match(class_dirs[0].name):
         raise DatasetError(f"{shown(root)} holds a single class folder, {shown(class_dirs[0].name)}/: a classifier "
@@ -177,7 +177,7 @@ class _Walk:
         if entry.is_symlink():
             self.skip(rel + ("/" if _is_dir(entry, follow=True) else ""), _link_reason(entry, self.real_root))
             return ""
-        if not is_utf8_name(entry.name):
+        if not _is_utf8_name(entry.name):
             self.skip(rel + slash, "its name is not valid UTF-8 (shown with U+FFFD): rename it to use it")
             return ""
         if entry.name.lower() in METADATA_NAMES:
@@ -313,7 +313,7 @@ def layout_notes(idx: pd.DataFrame) -> list[str]:
 # ------------------------------------------------------------------ what a dataset looks like
 
 
-def looks_like_dataset(folder) -> bool:
+def _looks_like_dataset(folder) -> bool:
     """True for a folder of class folders of images (or a synthetic dataset's top), from a quick look.
 
     A class folder is named as a class of the study (``BLA``) or keeps its images in
@@ -345,7 +345,7 @@ def enclosing_dataset(path) -> Path | None:
     """The nearest folder at or above ``path`` that looks like a dataset, or None."""
     here = Path(os.path.abspath(Path(path).expanduser()))
     for folder in [here, *here.parents]:
-        if folder.is_dir() and looks_like_dataset(folder):
+        if folder.is_dir() and _looks_like_dataset(folder):
             return folder
     return None
 

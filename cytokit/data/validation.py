@@ -11,7 +11,7 @@ with an end-of-image marker, a comment segment or zeros appended): OpenCV, Tenso
 Pillow all return the image with its missing part flat grey. A baseline JPEG is therefore
 decoded from its own bytes up to where its scan's data ends (:mod:`cytokit.data.jpeg`),
 with padding in place of what follows, so the decoder must finish every block from the
-file's own data (:func:`jpeg_data_ends_early`); bytes after the end-of-image marker are
+file's own data (:func:`_jpeg_data_ends_early`); bytes after the end-of-image marker are
 not part of the image. Every image called usable decodes to the same pixels in the
 training pipeline as here (:mod:`cytokit.data.pipeline`); EXIF orientation is ignored on
 both paths, as the study's TensorFlow loader ignored it, and noted.
@@ -81,13 +81,13 @@ class ImageCheck:
 
 def check_image(path, expected_size=(250, 250), max_bytes: int = MAX_FILE_BYTES) -> ImageCheck:
     """Check one image file (read-only); ``expected_size`` is (width, height) or None."""
-    data, problem = read_limited(path, max_bytes)
+    data, problem = _read_limited(path, max_bytes)
     if problem:
         return ImageCheck("bad", problem)
     return check_bytes(data, Path(path).name, expected_size)
 
 
-def read_limited(path, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, str]:
+def _read_limited(path, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, str]:
     """(bytes, "") of a regular file no larger than ``max_bytes``, else (b"", why it was not read).
 
     The size comes from ``fstat`` before anything is read, so a huge (or sparse) file
@@ -218,9 +218,9 @@ def _jpeg_failure(im, data: bytes) -> str:
     zeros = jpeg.trailing_zeros(data, last.start, last.end)
     if zeros <= len(_JPEG_PAD):  # as many zeros as the padding: the same bytes reach the decoder
         zeros = 0
-    if jpeg_data_ends_early(data[:last.end]):
+    if _jpeg_data_ends_early(data[:last.end]):
         return "truncated JPEG (its image data ends early; the rest would decode as flat grey)"
-    if zeros and jpeg_data_ends_early(data[:last.end - zeros]) and not _single_colour(im):
+    if zeros and _jpeg_data_ends_early(data[:last.end - zeros]) and not _single_colour(im):
         return (f"truncated JPEG padded with zeros (its image data ends in {zeros:,} zero bytes that the image "
                 "needs, as in a file cut short and padded: the rest decodes as filler; re-save it from the original "
                 "if it is whole)")
@@ -235,7 +235,7 @@ def _single_colour(im) -> bool:
     return bool((pixels == pixels.reshape(-1, *pixels.shape[2:])[0]).all())
 
 
-def jpeg_data_ends_early(body: bytes) -> bool:
+def _jpeg_data_ends_early(body: bytes) -> bool:
     """True when a baseline JPEG's blocks run out before the end of ``body``, its bytes up to where its
     scan's data ends.
 
@@ -294,10 +294,10 @@ def decode_rgb(data: bytes) -> np.ndarray:
     """Decode image bytes to uint8 RGB, converting modes the way the tf.data pipeline does."""
     im = Image.open(io.BytesIO(data))
     im.load()
-    return to_rgb_array(im)
+    return _to_rgb_array(im)
 
 
-def to_rgb_array(im) -> np.ndarray:
+def _to_rgb_array(im) -> np.ndarray:
     """uint8 RGB array of a Pillow image: alpha dropped, 16-bit scaled down (as TensorFlow does)."""
     if im.mode in _SIXTEEN_BIT:
         grey = (np.asarray(im).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
@@ -341,7 +341,7 @@ _CHUNK = 128  # files per task of the thread pool
 
 def _check_file(path: str, limits) -> tuple[ImageCheck, str]:
     expected_size, max_bytes = limits
-    data, problem = read_limited(path, max_bytes)
+    data, problem = _read_limited(path, max_bytes)
     if problem:
         return ImageCheck("bad", problem), ""
     return check_bytes(data, path, expected_size), hashlib.sha1(data).hexdigest()

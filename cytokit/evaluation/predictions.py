@@ -18,7 +18,7 @@ def predict(model, ds) -> np.ndarray:
     return np.asarray(model.predict(ds, verbose=0))
 
 
-def save_predictions(path, y_true, probs, paths, class_names) -> Path:
+def _save_predictions(path, y_true, probs, paths, class_names) -> Path:
     """Labels, probabilities and file paths of one split, for later chapters."""
     with io.atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, y_true=np.asarray(y_true), probs=np.asarray(probs, dtype=np.float32),
@@ -26,7 +26,7 @@ def save_predictions(path, y_true, probs, paths, class_names) -> Path:
     return Path(path)
 
 
-def load_predictions(path) -> dict:
+def _load_predictions(path) -> dict:
     """Saved predictions with ``y_pred`` (the argmax) added."""
     with np.load(path, allow_pickle=False) as z:
         out = {k: z[k] for k in z.files}
@@ -97,10 +97,10 @@ class Evaluation:
         return metrics.confusion(self.y_true, self.y_pred, self.class_names, normalize)
 
     def save(self, path) -> Path:
-        return save_predictions(path, self.y_true, self.probs, self.paths, self.class_names)
+        return _save_predictions(path, self.y_true, self.probs, self.paths, self.class_names)
 
     @classmethod
     def load(cls, path) -> Evaluation:
-        """Predictions saved by :meth:`save` (or :func:`save_predictions`)."""
-        saved = load_predictions(path)
+        """Predictions saved by :meth:`save` (or :func:`_save_predictions`)."""
+        saved = _load_predictions(path)
         return cls(saved["y_true"], saved["probs"], saved["class_names"], saved["paths"])

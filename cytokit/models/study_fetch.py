@@ -82,7 +82,7 @@ class FetchError(RuntimeError):
     """A model could not be fetched or written; the one-line message says what to do."""
 
 
-def url_of(study_file: StudyFile, base_url: str | None = None) -> str:
+def _url_of(study_file: StudyFile, base_url: str | None = None) -> str:
     """``BASE/<path in the repository>``; the base defaults to the pinned commit on GitHub."""
     return f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/{study_file.path}"
 
@@ -95,9 +95,9 @@ def sha256_of(path) -> str:
     return h.hexdigest()
 
 
-def manual_hint(study_file: StudyFile, out_dir: Path) -> str:
+def _manual_hint(study_file: StudyFile, out_dir: Path) -> str:
     """What to do by hand: the file's URL on GitHub, its hash, and the import command."""
-    return (f"download {url_of(study_file)} by hand (SHA-256 {study_file.sha256}) and convert it with "
+    return (f"download {_url_of(study_file)} by hand (SHA-256 {study_file.sha256}) and convert it with "
             f"`cytokit import-study-model model_pickle {out_dir / study_file.name}.keras`")
 
 
@@ -192,7 +192,7 @@ def download(study_file: StudyFile, url: str, dest: Path, progress: bool = True,
                 raise FetchError(why)
     except FetchError as err:
         raise FetchError(f"{err}. Nothing was written for it: run the command again once the file is reachable, or "
-                         f"{manual_hint(study_file, out_dir or dest.parent)}") from None
+                         f"{_manual_hint(study_file, out_dir or dest.parent)}") from None
     return dest
 
 
@@ -243,18 +243,18 @@ def _stream(study_file: StudyFile, url: str, tmp: Path, cap: int, stall: float, 
     return why
 
 
-def verified_pickle(study_file: StudyFile, out_dir: Path, base_url: str | None, progress: bool, log,
+def _verified_pickle(study_file: StudyFile, out_dir: Path, base_url: str | None, progress: bool, log,
                     limits: Limits = Limits(), deadline: _Deadline | None = None) -> Path:
     """The pinned pickle in ``OUT_DIR/.pickles/``, downloaded only when no verified copy is there."""
     cached = out_dir / PICKLE_CACHE / f"{study_file.name}{PICKLE_SUFFIX}"
     if cached.is_file() and cached.stat().st_size == study_file.size and sha256_of(cached) == study_file.sha256:
         return cached
-    url = url_of(study_file, base_url)
+    url = _url_of(study_file, base_url)
     log(f"fetching the {study_file.name} model from {url}")
     return download(study_file, url, cached, progress=progress, out_dir=out_dir, limits=limits, deadline=deadline)
 
 
-def remove_leftovers(out_dir: Path, log) -> list[Path]:
+def _remove_leftovers(out_dir: Path, log) -> list[Path]:
     """Delete temporary files an earlier, killed run of this command left in OUT_DIR (its own names only)."""
     gone = []
     for folder in (out_dir, out_dir / PICKLE_CACHE):
@@ -311,7 +311,7 @@ def _check_out_dir(out_dir: Path, done: dict[str, bool], force: bool) -> None:
                          f"since); nothing was changed: pass --force to replace them, or choose another OUT_DIR")
 
 
-def fetch_study_models(out_dir, base_url: str | None = None, force: bool = False, progress: bool = True,
+def _fetch_study_models(out_dir, base_url: str | None = None, force: bool = False, progress: bool = True,
                        log=print, limits: Limits = Limits()) -> dict[str, Path]:
     """Write ``OUT_DIR/{baseline,tuned,augmented}.keras`` and ``PROVENANCE.json``, fetching what is missing.
 
@@ -340,7 +340,7 @@ def fetch_study_models(out_dir, base_url: str | None = None, force: bool = False
     try:
         with io.folder_lock(out_dir, log=log, advice="wait for the other fetch to finish, or choose another OUT_DIR"), \
                 _Deadline(limits.deadline) as deadline:
-            remove_leftovers(out_dir, log)
+            _remove_leftovers(out_dir, log)
             for f in todo:
                 record["models"][f.name] = _fetch_one(f, out_dir, base_url, progress, log, limits, deadline)
                 record.update(written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cytokit=__version__,
@@ -357,21 +357,21 @@ def fetch_study_models(out_dir, base_url: str | None = None, force: bool = False
 def _fetch_one(f: StudyFile, out_dir: Path, base_url: str | None, progress: bool, log, limits: Limits,
                deadline: _Deadline) -> dict:
     """Fetch (or reuse) one verified pickle, convert it, and return its provenance entry."""
-    pickle_path = verified_pickle(f, out_dir, base_url, progress, log, limits, deadline)
+    pickle_path = _verified_pickle(f, out_dir, base_url, progress, log, limits, deadline)
     target = out_dir / f"{f.name}.keras"
     try:
         import_study_model(pickle_path, target)
     except (StudyModelError, OSError) as err:
-        raise FetchError(f"converting {pickle_path} to {target} failed ({err}); {manual_hint(f, out_dir)}") from None
+        raise FetchError(f"converting {pickle_path} to {target} failed ({err}); {_manual_hint(f, out_dir)}") from None
     log(f"{target}: the study's {f.name} model (pickle SHA-256 {f.sha256[:12]}...)")
-    return {"source_url": url_of(f, base_url), "github_url": url_of(f), "pickle_sha256": f.sha256,
+    return {"source_url": _url_of(f, base_url), "github_url": _url_of(f), "pickle_sha256": f.sha256,
             "keras_file": target.name, "keras_sha256": sha256_of(target)}
 
 
 def main_fetch(out_dir, base_url: str | None = None, force: bool = False, progress: bool = True,
                limits: Limits = Limits()) -> dict[str, Path]:
     """``cytokit fetch-study-models OUT_DIR``: fetch, check, convert; one line per model written."""
-    outputs = fetch_study_models(out_dir, base_url=base_url, force=force, progress=progress, limits=limits)
+    outputs = _fetch_study_models(out_dir, base_url=base_url, force=force, progress=progress, limits=limits)
     print(f"models ready in {Path(out_dir)}: use `cytokit run --profile study --study-models {Path(out_dir)}`")
     return outputs
 

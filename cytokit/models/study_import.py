@@ -193,7 +193,7 @@ def _read_member(zf: zipfile.ZipFile, name: str) -> bytes:
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 
 
-def json_depth(raw: bytes) -> int:
+def _json_depth(raw: bytes) -> int:
     """How deep the arrays and objects of a JSON text nest, counted without parsing it (strings skipped)."""
     bare = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
     step = np.isin(bare, (0x5B, 0x7B)).astype(np.int64) - np.isin(bare, (0x5D, 0x7D))
@@ -202,7 +202,7 @@ def json_depth(raw: bytes) -> int:
 
 def _parse_json(raw: bytes, name: str):
     """A JSON member, parsed only when it nests no deeper than :data:`MAX_JSON_DEPTH`."""
-    depth = json_depth(raw)
+    depth = _json_depth(raw)
     if depth > MAX_JSON_DEPTH:
         raise StudyModelError(f"the model archive's {name} nests {depth:,} levels deep (a Keras model's is under "
                               f"{MAX_JSON_DEPTH}); refused without parsing it")
@@ -288,7 +288,7 @@ def study_spec(config: dict) -> StudySpec:
     """
     try:
         spec = _spec(config)
-        check_size(config, spec)
+        _check_size(config, spec)
     except StudyModelError:
         raise
     except (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError) as err:
@@ -297,7 +297,7 @@ def study_spec(config: dict) -> StudySpec:
     return spec
 
 
-def check_size(config: dict, spec: StudySpec) -> int:
+def _check_size(config: dict, spec: StudySpec) -> int:
     """The network's parameter count, worked out from the config; a StudyModelError beyond the bounds."""
     if not 1 <= spec.image_size <= MAX_INPUT_SIZE:
         raise StudyModelError(f"the model takes {spec.image_size} px images; the importer accepts 1 to {MAX_INPUT_SIZE}")
@@ -369,7 +369,7 @@ def _pair(value) -> tuple:
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
 
-def layer_tokens(class_name: str, cfg: dict) -> list[str]:
+def _layer_tokens(class_name: str, cfg: dict) -> list[str]:
     """A layer as the words that decide its output, equal for Keras 2 JSON and Keras 3 configs.
 
     A Dense or Conv2D with a fused activation gives two tokens, so the study's
@@ -403,7 +403,7 @@ def layer_tokens(class_name: str, cfg: dict) -> list[str]:
 
 def _tokens(pairs) -> list[tuple[str, str]]:
     """(token, layer name) for every token of a list of (class name, config) pairs."""
-    return [(tok, cfg.get("name", "?")) for cls, cfg in pairs for tok in layer_tokens(cls, cfg)]
+    return [(tok, cfg.get("name", "?")) for cls, cfg in pairs for tok in _layer_tokens(cls, cfg)]
 
 
 def check_architecture(config: dict, model) -> None:
@@ -462,7 +462,7 @@ def _groups_by_class(layers_group) -> dict[str, list]:
     return found
 
 
-def read_study_weights(archive: StudyArchive, shapes: list[list[tuple]]) -> list[tuple[str, list[np.ndarray]]]:
+def _read_study_weights(archive: StudyArchive, shapes: list[list[tuple]]) -> list[tuple[str, list[np.ndarray]]]:
     """(config layer name, arrays) for every weighted layer, in the config's layer order.
 
     ``shapes`` are the weight shapes of the rebuilt network's weighted layers, in order.
@@ -500,12 +500,12 @@ def read_study_weights(archive: StudyArchive, shapes: list[list[tuple]]) -> list
     return out
 
 
-def weight_shapes(model) -> list[list[tuple]]:
+def _weight_shapes(model) -> list[list[tuple]]:
     """The shapes of each weighted layer's weights in ``model``, in layer order."""
     return [[tuple(w.shape) for w in layer.weights] for layer in model.layers if layer.weights]
 
 
-def set_study_weights(model, weights: list[tuple[str, list[np.ndarray]]]):
+def _set_study_weights(model, weights: list[tuple[str, list[np.ndarray]]]):
     """Copy the study's arrays into ``model``'s weighted layers, checking every shape first."""
     targets = [layer for layer in model.layers if layer.weights]
     if len(targets) != len(weights):
@@ -545,11 +545,11 @@ def load_study_pickle(pickle_path) -> ImportedModel:
     spec = study_spec(archive.config)
     model = build_cnn(spec.n_classes, image_size=spec.image_size, dropout=spec.dropout)
     check_architecture(archive.config, SimpleNamespace(layers=study_layers(model)))
-    set_study_weights(model, read_study_weights(archive, weight_shapes(model)))
+    _set_study_weights(model, _read_study_weights(archive, _weight_shapes(model)))
     return ImportedModel(model=model, spec=spec, metadata=archive.metadata)
 
 
-def check_pickle_file(pickle_path) -> Path:
+def _check_pickle_file(pickle_path) -> Path:
     """``pickle_path`` if it is a file no larger than :data:`MAX_PICKLE_BYTES` (read by ``stat`` only)."""
     path = Path(pickle_path).expanduser()
     if not path.is_file():
@@ -569,7 +569,7 @@ def import_study_model(pickle_path, out_path, force: bool = True) -> Path:
     """
     from cytokit.models.training import save_model
 
-    check_pickle_file(pickle_path)
+    _check_pickle_file(pickle_path)
     check_file_output(out_path, "OUT", inputs=[pickle_path], force=force)
     return save_model(load_study_pickle(pickle_path).model, out_path)
 
@@ -592,7 +592,7 @@ def main_import(pickle_path, out_path, force: bool = False) -> Path:
     """
     from cytokit.models.training import save_model
 
-    check_pickle_file(pickle_path)
+    _check_pickle_file(pickle_path)
     check_file_output(out_path, "OUT", inputs=[pickle_path], force=force)
     try:
         imported = load_study_pickle(pickle_path)

@@ -211,7 +211,7 @@ def describe(row: dict, labels) -> str:
     return f"{row['what']}: real median {row['real_median']:.3g}; " + "; ".join(parts)
 
 
-def calibration_rows(real_root, seed: int = 0) -> pd.DataFrame:
+def _calibration_rows(real_root, seed: int = 0) -> pd.DataFrame:
     """The usable images of a real sample's calibration half (:func:`cytokit.data.halves`)."""
     manifest = data.validate(real_root, data.index(real_root, progress=False), progress=False)
     manifest["half"] = data.halves(manifest, seed=seed)
@@ -227,7 +227,7 @@ def main(argv=None) -> None:
     p.add_argument("--iterations", type=int, default=6)
     p.add_argument("--per-class", type=int, default=24)
     args = p.parse_args(argv)
-    fit(args.real, calibration_rows(args.real), iterations=args.iterations, per_class=args.per_class)
+    fit(args.real, _calibration_rows(args.real), iterations=args.iterations, per_class=args.per_class)
     print(f"wrote {FILE}")
 
 

@@ -11,7 +11,7 @@ up in OD), and the regions are found the same simple way in every image:
   background pixel; the median ray is its radius, and each ray is capped at 1.25 times
   it, so a touching neighbour does not count as the cell;
 - nucleus: pixels of the cell whose green OD exceeds Otsu's threshold within the cell
-  (chromatin absorbs green most; :func:`nucleus_threshold`), small specks removed;
+  (chromatin absorbs green most; :func:`_nucleus_threshold`), small specks removed;
 - cytoplasm: the rest of the cell, away from the nucleus's edge;
 - others: what is neither background nor the cell, and too pale to be a nucleus (red cells,
   neighbours' cytoplasm).
@@ -64,7 +64,7 @@ def optical_density(rgb: np.ndarray) -> np.ndarray:
     return -np.log10((rgb.astype(np.float32) + 1) / 256)
 
 
-def cell_radius(background: np.ndarray) -> tuple[float, np.ndarray]:
+def _cell_radius(background: np.ndarray) -> tuple[float, np.ndarray]:
     """Median distance from the centre to the first background pixel over :data:`N_RAYS` rays, and each ray's."""
     h, w = background.shape
     cy, cx = (h - 1) / 2, (w - 1) / 2
@@ -78,12 +78,12 @@ def cell_radius(background: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.median(rays)), rays
 
 
-def regions(rgb: np.ndarray) -> dict[str, np.ndarray]:
+def _regions(rgb: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean masks of background, cell, nucleus and cytoplasm, and the OD image, as the module says."""
     od = optical_density(rgb)
     total = od.sum(axis=2)
     background = total < max(BACKGROUND_OD, float(np.percentile(total, 2)) + BACKGROUND_MARGIN)
-    radius, rays = cell_radius(background)
+    radius, rays = _cell_radius(background)
     h, w = background.shape
     a = np.linspace(0, 2 * np.pi, N_RAYS, endpoint=False)
     reach = np.minimum(rays, 1.25 * radius)
@@ -92,7 +92,7 @@ def regions(rgb: np.ndarray) -> dict[str, np.ndarray]:
     cv2.fillPoly(cell, [np.rint(poly).astype(np.int32)], 1)
     cell = cell.astype(bool) & ~background
     green = od[..., 1]
-    dark = (green > nucleus_threshold(green[cell])) & cell
+    dark = (green > _nucleus_threshold(green[cell])) & cell
     dark = cv2.morphologyEx(dark.view(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
     near = cv2.dilate(dark.view(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     others = ~background & ~cell & (green <= NUCLEUS_OD[0])
@@ -100,7 +100,7 @@ def regions(rgb: np.ndarray) -> dict[str, np.ndarray]:
             "others": others, "radius": np.float32(radius)}
 
 
-def nucleus_threshold(green: np.ndarray) -> float:
+def _nucleus_threshold(green: np.ndarray) -> float:
     """Otsu's threshold of the cell's green OD (nucleus vs cytoplasm), kept within :data:`NUCLEUS_OD`."""
     if len(green) < 50:
         return NUCLEUS_OD[1]
@@ -132,7 +132,7 @@ def properties(rgb: np.ndarray) -> np.ndarray:
     """Every property of :data:`PROPERTIES` of one uint8 RGB image (NaN where a region is too small)."""
     from skimage.color import rgb2hed
 
-    reg = regions(rgb)
+    reg = _regions(rgb)
     od, bg, cell, nuc, cyto = reg["od"], reg["background"], reg["cell"], reg["nucleus"], reg["cytoplasm"]
     n = od.shape[0] * od.shape[1]
     hed = rgb2hed(rgb)

@@ -22,7 +22,7 @@ PREDICTED_COLOUR = SPLIT_COLOURS["test"]
 TRUE_OUTLINE = "#000000"
 
 
-def jpeg_uri(image: np.ndarray, size_px: int = 128, quality: int = 85) -> str:
+def _jpeg_uri(image: np.ndarray, size_px: int = 128, quality: int = 85) -> str:
     """A uint8 RGB image, shrunk to at most ``size_px`` on its longer side, as an inline JPEG."""
     import cv2
 
@@ -37,7 +37,7 @@ def jpeg_uri(image: np.ndarray, size_px: int = 128, quality: int = 85) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def bar_labels(codes: list[str], predicted: str, true: str | None) -> list[str]:
+def _bar_labels(codes: list[str], predicted: str, true: str | None) -> list[str]:
     """Text beside each bar: which bar is the prediction and which the true class."""
     def label(code):
         marks = [word for word, hit in (("true", code == true), ("predicted", code == predicted)) if hit]
@@ -45,13 +45,13 @@ def bar_labels(codes: list[str], predicted: str, true: str | None) -> list[str]:
     return [label(c) for c in codes]
 
 
-def probability_bars(p: np.ndarray, codes: list[str], true: str | None, visible: bool) -> go.Bar:
+def _probability_bars(p: np.ndarray, codes: list[str], true: str | None, visible: bool) -> go.Bar:
     """Horizontal bars of one occluded image's class probabilities, prediction coloured, true class outlined."""
     predicted = codes[int(np.argmax(p))]
     return go.Bar(x=p, y=codes, orientation="h", visible=visible, showlegend=False,
                   marker=dict(color=[PREDICTED_COLOUR if c == predicted else BAR_COLOUR for c in codes],
                               line=dict(color=TRUE_OUTLINE, width=[2.5 if c == true else 0 for c in codes])),
-                  text=bar_labels(codes, predicted, true), textposition="outside", cliponaxis=False,
+                  text=_bar_labels(codes, predicted, true), textposition="outside", cliponaxis=False,
                   hovertemplate="%{y}: %{x:.1%}<extra></extra>")
 
 
@@ -63,7 +63,7 @@ def visibility(images: int, steps: int, shown: tuple[int, int]) -> list[bool]:
     return flags
 
 
-def image_slider(i: int, images: int, ns, visible: bool) -> dict:
+def _image_slider(i: int, images: int, ns, visible: bool) -> dict:
     """Image ``i``'s slider: one step per n, each showing only that image's traces for that n."""
     steps = [dict(label=str(n), method="update", args=[{"visible": visibility(images, len(ns), (i, k))}])
              for k, n in enumerate(ns)]
@@ -71,7 +71,7 @@ def image_slider(i: int, images: int, ns, visible: bool) -> dict:
                 pad=dict(t=30), currentvalue=dict(prefix="superpixels kept: "))
 
 
-def image_menu(titles, ns) -> dict:
+def _image_menu(titles, ns) -> dict:
     """The dropdown: each button shows its image at the first n and makes that image's slider the visible one."""
     count = len(titles)
     buttons = []
@@ -84,7 +84,7 @@ def image_menu(titles, ns) -> dict:
                 showactive=True)
 
 
-def check_shapes(images, titles, ns, class_names, probs: np.ndarray, true_labels) -> None:
+def _check_shapes(images, titles, ns, class_names, probs: np.ndarray, true_labels) -> None:
     """Raise ValueError naming the argument whose length does not match the others."""
     expected = (len(titles), len(ns), len(class_names))
     if probs.shape != expected:
@@ -95,7 +95,7 @@ def check_shapes(images, titles, ns, class_names, probs: np.ndarray, true_labels
         raise ValueError(f"true_labels has {len(true_labels)} entries; expected one per image ({len(titles)})")
 
 
-def class_code(label, class_names) -> str:
+def _class_code(label, class_names) -> str:
     """A true label, given as a code or as an index into ``class_names``, as its class code."""
     code = str(class_names[int(label)]) if isinstance(label, (int, np.integer)) else str(label)
     if code not in [str(c) for c in class_names]:
@@ -114,25 +114,25 @@ def sufficiency_explorer(images, titles, ns, class_names, probs, fill_name: str 
     embedded as JPEGs of at most ``size_px`` on a side.
     """
     probs = np.asarray(probs, dtype=float)
-    check_shapes(images, titles, ns, class_names, probs, true_labels)
+    _check_shapes(images, titles, ns, class_names, probs, true_labels)
     order = np.argsort([str(c) for c in class_names])
     codes = [str(class_names[c]) for c in order]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.12,
                         subplot_titles=(f"top-n superpixels kept, the rest filled ({fill_name})",
                                         "the model's class probabilities"))
     for i, row in enumerate(images):
-        true = None if true_labels is None else class_code(true_labels[i], class_names)
+        true = None if true_labels is None else _class_code(true_labels[i], class_names)
         for k, image in enumerate(row):
             shown = (i, k) == (0, 0)
-            fig.add_trace(go.Image(source=jpeg_uri(image, size_px), visible=shown, hoverinfo="skip"), row=1, col=1)
-            fig.add_trace(probability_bars(probs[i, k, order], codes, true, shown), row=1, col=2)
+            fig.add_trace(go.Image(source=_jpeg_uri(image, size_px), visible=shown, hoverinfo="skip"), row=1, col=1)
+            fig.add_trace(_probability_bars(probs[i, k, order], codes, true, shown), row=1, col=2)
     fig.update_xaxes(visible=False, row=1, col=1)
     fig.update_yaxes(visible=False, row=1, col=1)
     fig.update_xaxes(range=[0, 1.3], tickvals=[0, 0.25, 0.5, 0.75, 1], tickformat=".0%", title="probability",
                      row=1, col=2)
     fig.update_yaxes(categoryorder="array", categoryarray=codes[::-1], title="class", row=1, col=2)
-    fig.update_layout(updatemenus=[image_menu(titles, ns)],
-                      sliders=[image_slider(i, len(titles), ns, i == 0) for i in range(len(titles))])
+    fig.update_layout(updatemenus=[_image_menu(titles, ns)],
+                      sliders=[_image_slider(i, len(titles), ns, i == 0) for i in range(len(titles))])
     layout(fig, title, height=max(500, 220 + 18 * len(codes)))
     # Fixed margins: with automatic ones, swapping the visible slider re-lays the figure out
     # in the middle of the dropdown's update and plotly.js logs invalid colours and NaN image sizes.

@@ -34,14 +34,14 @@ class BookRenderer(MimetypeRenderer):
         return {"text/html": html}
 
 
-def use_book_renderer() -> None:
+def _use_book_renderer() -> None:
     """Make every figure displayed from now on render offline in the book."""
     pio.renderers["cytokit"] = BookRenderer()
     pio.renderers.default = "cytokit"
 
 
 if os.environ.get("CYTOKIT_BOOK") == "1":
-    use_book_renderer()
+    _use_book_renderer()
 
 
 def layout(fig: go.Figure, title: str, height: int | None = None) -> go.Figure:
