@@ -162,8 +162,14 @@ def _without_parameters(notebook: Path, target: Path) -> None:
     target.write_text(json.dumps(nb), encoding="utf-8")
 
 
+def _not_python_source(folder: str, names: list[str]) -> list[str]:
+    """Names ``shutil.copytree`` leaves out of the staged package: everything but folders and ``.py`` files."""
+    return [n for n in names if n == "__pycache__" or not (n.endswith(".py") or os.path.isdir(os.path.join(folder, n)))]
+
+
 def stage(run_dir, root=None) -> Path:
-    """Copy the book's sources and the run's executed notebooks into ``RUN_DIR/book_src``."""
+    """Copy the book's sources, the package's Python source and the run's executed notebooks into
+    ``RUN_DIR/book_src``."""
     run_dir, root = Path(run_dir), Path(root or paths.project_root())
     src = run_dir / SOURCES
     _clear_staging(src)
@@ -171,6 +177,8 @@ def stage(run_dir, root=None) -> Path:
     io.write_json(src / STAGED, {})  # the folder is the build's from here on
     shutil.copy2(root / "_config.yml", src / "_config.yml")
     shutil.copytree(root / "book", src / "book")
+    # the package's source, for the pages that show the code that ran ({literalinclude} ../cytokit/...)
+    shutil.copytree(root / "cytokit", src / "cytokit", ignore=_not_python_source)
     present = {str(p.relative_to(src).with_suffix("")) for p in (src / "book").rglob("*.md")}
     for executed in sorted(run_dir.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")):
         if executed.stem == executed.parent.name:
