@@ -7,7 +7,7 @@ never drift from the code that ran.
 
 METHOD = {
     "02_baseline": [("cytokit.models.network", "build_cnn"), ("cytokit.models.network", "_conv_block"),
-                    ("cytokit.models.network", "compile_model")],
+                    ("cytokit.models.network", "compile_model"), ("cytokit.models.network", "_optimizer")],
     "03_tuning": [("cytokit.models.tuning", "trial_network"), ("cytokit.models.tuning", "effective_learning_rate"),
                   ("cytokit.models.tuning", "random_search"), ("cytokit.models.tuning", "search")],
     "04_augmentation": [("cytokit.models.augmentation", "augmenter"),

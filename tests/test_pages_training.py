@@ -133,7 +133,7 @@ def test_the_part_of_a_difference_from_one_image_classes_adds_up_with_the_rest()
     assert count == 2 and share == pytest.approx(0.5)  # two classes, each +100 points, over four classes
     assert p.comparison.difference == pytest.approx(np.mean(np.subtract(recall["a"], recall["b"])))
     text = _clean(checked_facts(p)["sentence"])
-    assert "+50.0 come from the 2 classes with only one or two of these images" in text
+    assert "The 2 classes with only one or two of these images contribute +50.0 points of the difference" in text
 
 
 def test_a_comparison_with_a_model_whose_chapter_did_not_run_says_so():
@@ -184,7 +184,8 @@ def test_top_confusions_and_improvements_read_as_words():
     assert checked_facts(validation.top_confusions(ev))["top_confusion"] == "ABE↔BLA"
     assert checked_facts(validation.top_confusions(_evaluation([0, 1], [0, 1])))["top_confusion"] == "none"
     better = validation.improvements(ev, _evaluation([0, 0, 1, 1, 2, 3], [0, 0, 1, 1, 2, 3]), ("baseline", "tuned"))
-    assert checked_facts(better)["classes_improved"] == 2
+    assert checked_facts(better) == {"classes_improved": 2, "improved_sentence": "The F1 of 2 classes rose."}
+    assert validation.improvements(ev, ev, ("a", "b")).facts()["improved_sentence"] == "The F1 of no class rose."
 
 
 # --------------------------------------------------------------------------- chapter 04's inputs
@@ -195,12 +196,14 @@ def test_hyperparameters_read_as_a_sentence_not_a_dict():
     facts = checked_facts(hp)
     assert facts["batch_size"] == 128 and facts["source"] == "the best trial of chapter 3's search"
     assert _clean(facts["sentence"]) == ("The network trains with the hyperparameters of the best trial of chapter "
-                                         "3's search: dropout 0.4, the Adam optimiser, a learning rate of 0.001 "
+                                         "3's search: dropout 0.4, the Adam optimiser, a learning rate of 10⁻³ "
                                          "and batches of 128.")
 
 
 def test_the_stream_draws_the_target_of_every_class_in_training():
     size = training.StreamSize(30, pd.Series({"NGS": 120, "ABE": 2, "BLA": 40}))
     assert checked_facts(size) == {"target_per_class": 30, "classes_in_training": 3, "stream_images_per_epoch": 90,
-                                   "smallest_training_class": 2}
+                                   "smallest_training_class": 2, "smallest_class_text": "2 distinct training images"}
+    one = training.StreamSize(30, pd.Series({"NGS": 120, "ABE": 1}))
+    assert one.facts()["smallest_class_text"] == "1 distinct training image"
     assert checked_facts(training.Example("ABE", np.zeros((4, 4, 3), np.uint8))) == {"example_class": "ABE"}

@@ -47,10 +47,11 @@ def test_only_completed_trials_are_counted():
 
 def test_the_search_space_table_reads_as_words_not_python():
     table = tuning.space_table()
-    assert list(table["hyperparameter"]) == ["dropout", "optimizer", "learning rate", "batch size"]
-    assert not any(RAW.search(v) or "'" in v for v in table["values"]), list(table["values"])
-    assert table["values"].tolist()[1] == "Adam, SGD" and "with SGD: 0.001, 0.0001; 1e-05 trains at 0.0001" in \
-        table["values"].tolist()[2]
+    assert list(table.index) == ["dropout", "optimizer", "learning rate", "batch size"]
+    assert not any(RAW.search(v) or "'" in v or "e-0" in v for v in table["values"]), list(table["values"])
+    assert table.loc["optimizer", "values"] == "Adam, SGD"
+    assert table.loc["learning rate", "values"] == "10⁻³, 10⁻⁴, 10⁻⁵ (with SGD, 10⁻⁵ trains at 10⁻⁴)"
+    assert (tuning.power_of_ten(1e-3), tuning.power_of_ten(0.5), tuning.power_of_ten(100)) == ("10⁻³", "0.5", "10²")
 
 
 def test_the_studys_trials_are_drawn_only_when_they_are_here():

@@ -36,13 +36,10 @@ def augmenter(
     fill_mode: str = "reflect",
     seed: int = 0,
 ) -> keras.Sequential:
-    """The study's augmentation (report Ch. 4.7) as one seeded Keras layer: flips, rotation, shift, shear.
-
-    Each image gets its own transform, composed into one matrix and resampled once
-    (:class:`cytokit.models.warp.RandomWarp`), as ``ImageDataGenerator`` did. ``shear``
-    moves pixels by up to that share of the image (0.2: about 11 degrees), the report's
-    stated 20 %; the study's code passed ``shear_range=0.2``, which is 0.2 *degrees*.
-    """
+    """The study's augmentation (report Ch. 4.7) as one seeded Keras layer: flips, rotation, shift, shear."""
+    # one transform per image, composed into one matrix and resampled once, as ImageDataGenerator did;
+    # shear=0.2 moves pixels by up to 20 % of the image (about 11 degrees), the report's stated shear
+    # (the study's code passed shear_range=0.2, which Keras reads as 0.2 degrees)
     return keras.Sequential(
         [RandomWarp(rotation_deg, translate, shear, flip, fill_mode, seed=seed, name="warp")],
         name="augmenter")

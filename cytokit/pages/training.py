@@ -80,6 +80,13 @@ def network(n_classes: int, image_size: int, *, dropout: float | None, bn_moment
         build_cnn(n_classes, image_size, dropout=dropout, bn_momentum=bn_momentum), optimizer, rate))
 
 
+def layer_table(model) -> pd.DataFrame:
+    """The network's layers as a reader checks them: type, output shape of one image, and parameters."""
+    return pd.DataFrame([{"layer": layer.name, "type": type(layer).__name__,
+                          "output (one image)": " × ".join(str(d) for d in layer.output.shape[1:]),
+                          "parameters": f"{layer.count_params():,}"} for layer in model.layers]).set_index("layer")
+
+
 def network_size(model, image_size: int, bn_momentum: float) -> NetworkSize:
     """How large the network is at ``image_size``."""
     from cytokit.models.network import param_count, pools_for
@@ -326,7 +333,7 @@ class StreamSize:
     target_per_class: int
     counts: pd.Series
     KEYS: ClassVar[tuple[str, ...]] = ("target_per_class", "classes_in_training", "stream_images_per_epoch",
-                                       "smallest_training_class")
+                                       "smallest_training_class", "smallest_class_text")
 
     @property
     def images_per_epoch(self) -> int:
@@ -334,7 +341,8 @@ class StreamSize:
 
     def facts(self) -> dict:
         return {"target_per_class": self.target_per_class, "classes_in_training": int(self.counts.size),
-                "stream_images_per_epoch": self.images_per_epoch, "smallest_training_class": int(self.counts.min())}
+                "stream_images_per_epoch": self.images_per_epoch, "smallest_training_class": int(self.counts.min()),
+                "smallest_class_text": say.images(int(self.counts.min()), "distinct training image")}
 
 
 def stream_size(data: ChapterData, target_per_class: int) -> StreamSize:

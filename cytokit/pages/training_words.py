@@ -7,6 +7,7 @@ several, early stopping that fired or not, an earlier chapter run or not.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from cytokit.pages import words
@@ -51,9 +52,22 @@ def tiny_classes(p: Paired) -> str:
     count, share = p.tiny_classes
     if count == 0 or p.comparison is None or abs(share) < 0.0005:
         return ""
-    return (f" Of the {words.points(p.comparison.difference)} points, {words.points(share)} come from the "
-            f"{count} {'class' if count == 1 else 'classes'} with only one or two of these images, where a single "
-            "image moves a class's recall by 50 or 100 points.")
+    return (f" The {_classes(count)} with only one or two of these images contribute {words.points(share)} points "
+            "of the difference: a single image moves such a class's recall by 50 or 100 points.")
+
+
+def _classes(n: int) -> str:
+    return "1 class" if n == 1 else f"{n} classes"
+
+
+def images(n: int, what: str = "image") -> str:
+    """A count of images as a sentence reads it: "1 distinct training image", "12 distinct training images"."""
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def improved(n: int) -> str:
+    """How many classes' F1 rose."""
+    return "The F1 of no class rose." if n == 0 else f"The F1 of {_classes(n)} rose."
 
 
 def seed_spread(name: str, spread: dict, metric: str = "balanced_accuracy") -> str:
@@ -108,15 +122,23 @@ def _caveats(cl: Claim) -> str:
     out = ""
     if c is not None and count and c.difference and share / c.difference > 0.5:
         out += (f" Most of the difference ({words.points(share)} of {words.points(c.difference)} points) comes from "
-                f"{count} {'class' if count == 1 else 'classes'} with only one or two validation images.")
+                f"{_classes(count)} with only one or two validation images.")
     if cl.synthetic:
         out += (" These are synthetic cells: the verdict shows the method at work, not evidence about real marrow "
                 "cells.")
     return out
 
 
+def power_of_ten(x: float) -> str:
+    """A rate such as 1e-3 as the page prints it, "10⁻³" (other numbers as they are)."""
+    exponent = round(math.log10(x)) if x > 0 else None
+    if exponent is None or not math.isclose(x, 10.0 ** exponent):
+        return f"{x:g}"
+    return "10" + str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
 def hyperparameters(hp: Hyperparameters) -> str:
     """Which hyperparameters a network trains with, and where they come from."""
     return (f"The network trains with the hyperparameters of {hp.source}: dropout {hp.dropout:g}, the "
-            f"{OPTIMIZER_WORDS.get(hp.optimizer, hp.optimizer)} optimiser, a learning rate of {hp.learning_rate:g} "
-            f"and batches of {hp.batch_size}.")
+            f"{OPTIMIZER_WORDS.get(hp.optimizer, hp.optimizer)} optimiser, a learning rate of "
+            f"{power_of_ten(hp.learning_rate)} and batches of {hp.batch_size}.")

@@ -17,7 +17,7 @@ from cytokit import io
 from cytokit.evaluation import study
 from cytokit.models.search_settings import TuneSettings
 from cytokit.pages import figures
-from cytokit.pages.training_words import epochs
+from cytokit.pages.training_words import epochs, power_of_ten
 from cytokit.pages.training import Hyperparameters
 
 #: The four hyperparameters the study searched, in its order (as the trials table names them).
@@ -30,16 +30,15 @@ def space_table() -> pd.DataFrame:
     """The study's search space as the page shows it: one row per hyperparameter, its values in words."""
     from cytokit.models import tuning
 
-    rates = tuning.search_space()["learning_rate"]
-    rule = ", ".join(f"{lr:g} trains at {to:g}" for lr, to in tuning.SGD_LEARNING_RATE_REPLACEMENT.items())
+    rule = "; ".join(f"with SGD, {power_of_ten(lr)} trains at {power_of_ten(to)}"
+                     for lr, to in tuning.SGD_LEARNING_RATE_REPLACEMENT.items())
     values = {
         "dropout": ", ".join(f"{d:g}" for d in tuning.DROPOUT_CHOICES),
         "optimizer": ", ".join(OPTIMIZER_NAMES[o] for o in tuning.OPTIMIZER_CHOICES),
-        "learning_rate": (f"{', '.join(f'{lr:g}' for lr in rates['adam'])} (with SGD: "
-                          f"{', '.join(f'{lr:g}' for lr in rates['sgd'])}; {rule})"),
-        "batch_size": ", ".join(str(b) for b in tuning.BATCH_SIZE_CHOICES),
+        "learning rate": f"{', '.join(power_of_ten(lr) for lr in tuning.LEARNING_RATE_CHOICES)} ({rule})",
+        "batch size": ", ".join(str(b) for b in tuning.BATCH_SIZE_CHOICES),
     }
-    return pd.DataFrame({"hyperparameter": [h.replace("_", " ") for h in values], "values": list(values.values())})
+    return pd.DataFrame({"hyperparameter": list(values), "values": list(values.values())}).set_index("hyperparameter")
 
 
 # --------------------------------------------------------------------------- the search

@@ -59,6 +59,10 @@ class Confusions:
     table: pd.DataFrame
     KEYS: ClassVar[tuple[str, ...]] = ("top_confusion",)
 
+    def shown(self):
+        """The table as the page shows it: rates with two decimals."""
+        return self.table.style.format(precision=2).hide(axis="index")
+
     def facts(self) -> dict:
         first = self.table.iloc[0] if len(self.table) else None
         return {"top_confusion": "none" if first is None else f"{first['class_a']}↔{first['class_b']}"}
@@ -74,10 +78,16 @@ class Improvements:
     """Per-class precision, recall and F1 of two models, their differences, and which classes' F1 rose."""
 
     table: pd.DataFrame
-    KEYS: ClassVar[tuple[str, ...]] = ("classes_improved",)
+    KEYS: ClassVar[tuple[str, ...]] = ("classes_improved", "improved_sentence")
 
     def facts(self) -> dict:
-        return {"classes_improved": int(self.table["improved"].sum())}
+        n = int(self.table["improved"].sum())
+        return {"classes_improved": n, "improved_sentence": say.improved(n)}
+
+    def shown(self):
+        """The table as the page shows it: two decimals, "yes" where the F1 rose."""
+        table = self.table.assign(improved=self.table["improved"].map({True: "yes", False: ""}))
+        return table.style.format(precision=2)
 
 
 def improvements(before: Evaluation, after: Evaluation, names: tuple[str, str]) -> Improvements:
