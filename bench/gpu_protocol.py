@@ -192,16 +192,15 @@ def stage_chapters(report, ctx) -> dict:
 
 def stage_parallel(report, ctx) -> dict:
     """Trials per hour of one small search run by 1, 2, 4, 8 workers sharing the device."""
-    from cytokit.models import distributed
+    from cytokit.models import distributed, search_settings
 
     out = {}
     for workers in ctx["workers"]:
         directory = ctx["run"] / f"tuner-{workers}"
-        cfg = distributed.TuneSettings(
-            role="chief", tuner_id="chief", oracle_ip="127.0.0.1", oracle_port=0, manifest=ctx["manifest_csv"],
-            data_dir=ctx["root"], directory=directory, image_size=ctx["size"],
+        cfg = search_settings.on_this_machine(
+            ctx["manifest_csv"], ctx["root"], directory, image_size=ctx["size"],
             max_trials=workers * ctx["trials_per_worker"], max_epochs=ctx["trial_epochs"], patience=PATIENCE,
-            seed=0, bn_momentum=0.99, cache="disk").check()
+            seed=0, bn_momentum=0.99, cache="disk")
         t0 = time.perf_counter()
         table = distributed.local_cluster(cfg, workers, cache_dir=ctx["run"] / "image_cache",
                                           timeout=ctx["timeout"])

@@ -6,9 +6,13 @@ never drift from the code that ran.
 """
 
 METHOD = {
-    "02_baseline": [],
-    "03_tuning": [],
-    "04_augmentation": [],
+    "02_baseline": [("cytokit.models.network", "build_cnn"), ("cytokit.models.network", "_conv_block"),
+                    ("cytokit.models.network", "compile_model"), ("cytokit.models.network", "_optimizer")],
+    "03_tuning": [("cytokit.models.tuning", "trial_network"), ("cytokit.models.tuning", "effective_learning_rate"),
+                  ("cytokit.models.tuning", "random_search"), ("cytokit.models.tuning", "search")],
+    "04_augmentation": [("cytokit.models.augmentation", "augmenter"),
+                        ("cytokit.models.augmentation", "balanced_indices"),
+                        ("cytokit.models.augmentation", "upsampled_dataset")],
     "05_test_results": [("cytokit.evaluation.statistics", "intervals"), ("cytokit.evaluation.simulation", "simulated_errors"),
                         ("cytokit.evaluation.statistics", "_bounds"), ("cytokit.evaluation.statistics", "compare"),
                         ("cytokit.evaluation.statistics", "verdict")],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,8 @@ import pytest
 from PIL import Image
 
 from cytokit.book import cluster
-from cytokit.models import distributed
-from cytokit.models.distributed import TuneSettings
+from cytokit.models import distributed, search_settings
+from cytokit.models.search_settings import TuneSettings
 
 # One epoch per trial with batch-norm averages that settle within it: on the shuffled rows the
 # best trial separates the colours, on class-sorted rows every trial stays near chance.
@@ -61,8 +60,8 @@ def _majority_share(manifest_path, split: str = "val") -> float:
 
 def test_flags_round_trip_through_the_parser(tiny, tmp_path):
     given = _settings(tiny, tmp_path, role="worker", tuner_id="tuner3")
-    args = distributed.add_arguments(argparse.ArgumentParser()).parse_args(given.flags())
-    back = TuneSettings(**{f.name: getattr(args, f.name) for f in fields(TuneSettings)})  # as main() does
+    args = search_settings.add_arguments(argparse.ArgumentParser()).parse_args(given.flags())
+    back = TuneSettings.parse(vars(args))  # as main() does
     assert back == given
     # the same flags through ``cytokit tune`` (the oracle port left to its default)
     argv = given.flags()
@@ -205,8 +204,8 @@ def test_cytokit_tune_local_workers_then_chapter_03_finishes_nothing_twice(tiny,
     The workers share one disk cache of the decoded images in the run folder, filled once.
     """
     from cytokit import cli
+    from cytokit.data import image_cache
     from cytokit.pages import tuning
-    from cytokit.book.chapter import Chapter
 
     run = _run_folder(tiny, tmp_path)
     flags = ["--image-size", "32", "--max-trials", "3", "--max-epochs", "1", "--patience", "5", "--seed", "0",
@@ -222,12 +221,19 @@ def test_cytokit_tune_local_workers_then_chapter_03_finishes_nothing_twice(tiny,
         log = (directory / "logs" / f"{worker}.log").read_text()
         assert "GPU memory share 0.450" in log and "--cache disk" in log
 
-    chapter = Chapter("03_tuning", run)
-    tuner, trials = tuning.search_with_workers(chapter, chapter.data(), 32, 3, 1, 5, seed=0, bn_momentum=0.5,
-                                              cache="disk", workers=2)
+    found = tuning.search(_chapter_settings(run), 2, image_cache.run_folder(run), run / "03_tuning" / "trials.csv")
     assert distributed.runs(directory) == runs  # nothing trained again
-    assert len(trials) == 3 and chapter.metrics["trials_completed"] == 3 == chapter.metrics["trials_resumed"]
-    assert chapter.metrics["tuner_workers"] == 2 and (run / "03_tuning" / "trials.csv").is_file()
+    facts = found.facts()
+    assert len(found.trials) == 3 and facts["trials_completed"] == 3 == facts["trials_resumed"]
+    assert facts["tuner_workers"] == 2 and (run / "03_tuning" / "trials.csv").is_file()
+
+
+def _chapter_settings(run: Path, max_trials: int = 3) -> TuneSettings:
+    """The settings chapter 03 of ``run`` makes for the tiny search (``on_this_machine``, as its page does)."""
+    data_dir = json.loads((run / "01_data" / "metrics.json").read_text())["data_dir"]
+    return search_settings.on_this_machine(run / "01_data" / "manifest.csv", data_dir, run / "03_tuning" / "tuner",
+                                           image_size=32, max_trials=max_trials, max_epochs=1, patience=5, seed=0,
+                                           bn_momentum=0.5, cache="disk")
 
 
 def _process(code: str):
@@ -258,14 +264,12 @@ def test_the_search_ends_with_the_chief_not_with_a_late_worker(tmp_path):
 @pytest.mark.slow
 def test_chapter_03_with_one_worker_searches_in_its_own_process(tiny, tmp_path, monkeypatch):
     from cytokit.pages import tuning
-    from cytokit.book.chapter import Chapter
     from cytokit.data import image_cache
 
     monkeypatch.delenv(image_cache.CACHE_DIR_ENV, raising=False)
     run = _run_folder(tiny, tmp_path)
-    chapter = Chapter("03_tuning", run)
-    tuner, trials = tuning.search_with_workers(chapter, chapter.data(), 32, 1, 1, 5, seed=0, bn_momentum=0.5,
-                                              cache="disk", workers=1)
-    assert len(trials) == 1 and chapter.metrics["trials_completed"] == 1 and chapter.metrics["tuner_workers"] == 1
+    found = tuning.search(_chapter_settings(run, max_trials=1), 1, image_cache.run_folder(run))
+    facts = found.facts()
+    assert len(found.trials) == 1 and facts["trials_completed"] == 1 and facts["tuner_workers"] == 1
     assert not (run / "03_tuning" / "tuner" / "logs").exists()  # no cluster was started
     assert sorted(p.name.split("-")[0] for p in (run / "image_cache").glob("*.npy")) == ["train", "val"]

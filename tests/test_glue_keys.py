@@ -25,7 +25,7 @@ from cytokit.book.facts import checked_facts
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 GLUED = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)(?::[^`]*)?`|```\{glue:figure\}\s+(\S+)")
 #: Pages whose glued keys are still made inside package code (by key strings the notebook never names).
-STILL_GLUED_INSIDE_THE_PACKAGE = {"02_baseline", "03_tuning", "04_augmentation"}
+STILL_GLUED_INSIDE_THE_PACKAGE: set[str] = set()
 
 
 def cells(notebook: Path, kind: str) -> list[str]:

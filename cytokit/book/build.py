@@ -174,7 +174,8 @@ def _stage_package(src: Path) -> None:
 
 
 def stage(run_dir, root=None) -> Path:
-    """Copy the book's sources and the run's executed notebooks into ``RUN_DIR/book_src``."""
+    """Copy the book's sources, the package's Python source and the run's executed notebooks into
+    ``RUN_DIR/book_src``."""
     run_dir, root = Path(run_dir), Path(root or paths.project_root())
     src = run_dir / SOURCES
     _clear_staging(src)

@@ -22,15 +22,15 @@ from cytokit.book import parameters, profiles, records
 from cytokit.book.runner import RunError, resume_profile
 from cytokit.data import image_cache
 from cytokit.data.tree import shown
-from cytokit.models import distributed
-from cytokit.models.distributed import CHIEF_ID, SEARCH_PARAMETERS, TuneSettings
+from cytokit.models import distributed, search_settings
+from cytokit.models.search_settings import CHIEF_ID, SEARCH_PARAMETERS, TuneSettings
 
 CHAPTER = "03_tuning"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The ``cytokit tune`` flags: those of one tuner process, plus where to find them, or a local cluster."""
-    distributed.add_arguments(p, required=False)
+    search_settings.add_arguments(p, required=False)
     p.add_argument("--run-dir", type=Path,
                    help="a run folder whose chapter 01 has run: sets --manifest, --data-dir and --directory")
     p.add_argument("--profile", help="profile whose chapter 03 parameters apply (default: the run's, else 'full')")
@@ -56,14 +56,13 @@ def settings(args: argparse.Namespace | None = None, **kwargs) -> TuneSettings:
     merged.setdefault("tuner_id", CHIEF_ID if merged["role"] == "chief" else None)
     merged.setdefault("oracle_ip", "127.0.0.1")
     merged.setdefault("oracle_port", 8000)
-    merged.setdefault("precision", "float32")
     arguments.port("--oracle-port", merged["oracle_port"])
-    missing = [f.name for f in fields(TuneSettings) if merged.get(f.name) is None]
+    missing = [f.name for f in fields(TuneSettings) if merged.get(f.name) is None and f.name != "precision"]
     if missing:
         hint = " (--run-dir sets the paths)" if {"manifest", "data_dir", "directory"} & set(missing) else ""
         raise ValueError(f"missing {', '.join('--' + m.replace('_', '-') for m in missing)}{hint}")
     parameters.check({k: merged[k] for k in SEARCH_PARAMETERS}, "cytokit tune")
-    return TuneSettings(**{f.name: merged[f.name] for f in fields(TuneSettings)}).check()
+    return TuneSettings.parse(merged)
 
 
 #: ``cytokit tune`` flags of the local cluster, not of one tuner process.
@@ -76,7 +75,7 @@ def chapter_defaults(profile: str) -> dict:
     values.update(profiles.chapter_parameters(profiles.load(profile), CHAPTER))
     out = {k: values[k] for k in SEARCH_PARAMETERS if k in values}
     if "cache_images" in values:
-        out["cache"] = distributed.cache_value(values["cache_images"])
+        out["cache"] = search_settings.cache_value(values["cache_images"])
     if "precision" in values:
         out["precision"] = values["precision"]
     return out

@@ -36,13 +36,10 @@ def augmenter(
     fill_mode: str = "reflect",
     seed: int = 0,
 ) -> keras.Sequential:
-    """The study's augmentation (report Ch. 4.7) as one seeded Keras layer: flips, rotation, shift, shear.
-
-    Each image gets its own transform, composed into one matrix and resampled once
-    (:class:`cytokit.models.warp.RandomWarp`), as ``ImageDataGenerator`` did. ``shear``
-    moves pixels by up to that share of the image (0.2: about 11 degrees), the report's
-    stated 20 %; the study's code passed ``shear_range=0.2``, which is 0.2 *degrees*.
-    """
+    """The study's augmentation (report Ch. 4.7) as one seeded Keras layer: flips, rotation, shift, shear."""
+    # one transform per image, composed into one matrix and resampled once, as ImageDataGenerator did;
+    # shear=0.2 moves pixels by up to 20 % of the image (about 11 degrees), the report's stated shear
+    # (the study's code passed shear_range=0.2, which Keras reads as 0.2 degrees)
     return keras.Sequential(
         [RandomWarp(rotation_deg, translate, shear, flip, fill_mode, seed=seed, name="warp")],
         name="augmenter")
@@ -96,39 +93,35 @@ def upsampled_dataset(
     cache=False,
     cache_dir=None,
 ) -> tf.data.Dataset:
-    """Augmented, class-balanced uint8 batches of the training split, read in place and reshuffled every epoch.
-
-    As in the study, which wrote augmented copies beside the untouched originals, only the
-    copies that balancing adds are transformed (``augment_originals=True``: every sample).
-    ``cache`` (``cache_images``) decodes each distinct training image once and keeps it,
-    in memory or on disk (:func:`cytokit.data.pipeline.decoded`).
-    """
-    train = manifest_rows.rows(manifest, "train")
+    """Class-balanced uint8 batches of the training split, reshuffled every epoch, the added copies augmented."""
     y = manifest_rows.labels(manifest, "train", class_names)
     idx = balanced_indices(y, target_per_class, seed=seed)
-    flags = np.ones(len(idx), bool) if augment_originals else copies(idx)
+    flags = np.ones(len(idx), bool) if augment_originals else copies(idx)  # the study augmented only the copies
+    ds = _shuffled_batches(manifest, data_dir, image_size, batch_size, idx, y, flags, seed, cache, cache_dir)
+    if augmenter is None:
+        return ds.map(lambda x, label, flag: (x, label)).prefetch(AUTOTUNE)
+    return ds.map(lambda x, label, flag: _augment_where(x, label, flag, augmenter)).prefetch(AUTOTUNE)
+
+
+def _shuffled_batches(manifest, data_dir, image_size, batch_size, idx, y, flags, seed, cache, cache_dir):
+    """(uint8 images, labels, augment flags) of the training rows ``idx``, batched and reshuffled every epoch.
+
+    ``cache`` (``cache_images``) decodes each distinct training image once and keeps it, in
+    memory or on disk (:func:`cytokit.data.pipeline.decoded`); otherwise each is read in place.
+    """
     if image_cache.mode(cache) is not None:
         images = pipeline.decoded(manifest, data_dir, "train", image_size, cache, cache_dir)
         ds = tf.data.Dataset.from_tensor_slices((idx, y[idx], flags))
         ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-        ds = ds.map(lambda i, label, flag: (pipeline.gather(images, i), label, flag),
-                    num_parallel_calls=AUTOTUNE, deterministic=True)
-    else:
-        files = np.array([os.path.join(str(data_dir), p) for p in train["path"]])
-        load = pipeline.loader(train, image_size)
-        ds = tf.data.Dataset.from_tensor_slices((files[idx], y[idx], flags))
-        ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.map(
-            lambda f, label, flag: (load(f), label, flag),
-            num_parallel_calls=AUTOTUNE,
-            deterministic=True,
-        )
-        ds = ds.batch(batch_size)
-    if augmenter is not None:
-        ds = ds.map(lambda x, label, flag: _augment_where(x, label, flag, augmenter))
-    else:
-        ds = ds.map(lambda x, label, flag: (x, label))
-    return ds.prefetch(AUTOTUNE)
+        return ds.map(lambda i, label, flag: (pipeline.gather(images, i), label, flag),
+                      num_parallel_calls=AUTOTUNE, deterministic=True)
+    train = manifest_rows.rows(manifest, "train")
+    files = np.array([os.path.join(str(data_dir), p) for p in train["path"]])
+    load = pipeline.loader(train, image_size)
+    ds = tf.data.Dataset.from_tensor_slices((files[idx], y[idx], flags))
+    ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda f, label, flag: (load(f), label, flag), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size)
 
 
 def _augment_where(x, y, flag, aug):
@@ -155,14 +148,6 @@ def variants(image: np.ndarray, n: int, aug: keras.Sequential) -> list[np.ndarra
 def variant_gallery(image: np.ndarray, label: str, seed: int = 0, rows: int = 3) -> dict[str, list[np.ndarray]]:
     """``rows`` rows of three augmented versions of one image, each row from its own seeded augmenter."""
     return {f"{label} ({3 * k + 1}-{3 * k + 3})": variants(image, 3, augmenter(seed=seed + k)) for k in range(rows)}
-
-
-def stream_facts(manifest, target_per_class: int) -> dict:
-    """What one epoch of the balanced stream holds: classes, images, and the smallest class's originals."""
-    counts = manifest_rows.rows(manifest, "train")["cls"].value_counts()
-    return {"target_per_class": target_per_class, "classes_in_training": int(counts.size),
-            "stream_images_per_epoch": int(target_per_class * counts.size),
-            "smallest_training_class": int(counts.min())}
 
 
 def fill_mode_gallery(image: np.ndarray, n: int = 3, seed: int = 0,

@@ -7,9 +7,10 @@ hands out trials; each worker trains the trials it is given on chapter 03's own 
 (:func:`cytokit.models.tuning.search_rows`) until the oracle says the search is done.
 Finished trials live in the directory and are never run again.
 
-Settings here are complete (:class:`TuneSettings`); ``cytokit tune`` fills them from a run
-folder and a profile (:mod:`cytokit.book.cluster`). TensorFlow is imported inside the
-functions that train, so a chief can refuse a busy port before paying for that import.
+Settings here are complete (:class:`~cytokit.models.search_settings.TuneSettings`);
+``cytokit tune`` fills them from a run folder and a profile (:mod:`cytokit.book.cluster`).
+TensorFlow is imported inside the functions that train, so a chief can refuse a busy port
+before paying for that import. Chapter 03 runs its search through :mod:`cytokit.models.search`.
 
 :func:`local_cluster` runs the chief and N workers on one machine. Workers sharing one
 GPU each get a bounded share of its memory (:func:`share_gpu_env`, applied by the worker
@@ -27,128 +28,25 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 from cytokit import io
 from cytokit.data import image_cache
 from cytokit.data import manifest as manifests
+from cytokit.models.search_settings import CHIEF_ID, LOCAL_ID, PROJECT, TuneSettings, add_arguments
 
-ROLES = ("chief", "worker")
-CHIEF_ID = "chief"
-#: The tuner id a plain (non-distributed) search runs as: chapter 03's.
-LOCAL_ID = "tuner0"
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
-#: Chapter 03 parameters the search depends on (``cache_images`` is called ``cache`` here).
-SEARCH_PARAMETERS = ("image_size", "max_trials", "max_epochs", "patience", "seed", "bn_momentum")
-#: Where the search state lives in a run folder, and its Keras Tuner project name.
-PROJECT = "random_search"
 LOG_TAIL_LINES = 40
 #: Environment variable a worker reads at start: the share (0-1] of each visible GPU's memory it may use.
 ENV_GPU_SHARE = "CYTOKIT_GPU_SHARE"
 #: Share of one GPU's memory the workers sharing it get together; the rest is left to the driver.
 GPU_SHARED_TOTAL = 0.9
-#: Dtype policies a worker can train under (cytokit.models.network.PRECISIONS).
-PRECISIONS = ("float32", "mixed_bfloat16")
 #: Seconds a local cluster may run before it is stopped: the study's own search took six days.
 SEARCH_TIMEOUT = 7 * 24 * 3600
 
 
 class ClusterError(RuntimeError):
     """A tuner process failed or the cluster ran out of time; the message holds its log's tail."""
-
-
-@dataclass
-class TuneSettings:
-    """Everything one tuner process needs; identical on every process but role and id."""
-
-    role: str
-    tuner_id: str
-    oracle_ip: str
-    oracle_port: int
-    manifest: Path
-    data_dir: Path
-    directory: Path
-    image_size: int
-    max_trials: int
-    max_epochs: int
-    patience: int
-    seed: int
-    bn_momentum: float
-    cache: bool | str
-    precision: str = "float32"
-
-    def __post_init__(self):
-        for name in ("manifest", "data_dir", "directory"):
-            setattr(self, name, Path(getattr(self, name)).expanduser().absolute())
-        for name in ("oracle_port", "image_size", "max_trials", "max_epochs", "patience", "seed"):
-            setattr(self, name, int(getattr(self, name)))
-        self.bn_momentum, self.tuner_id = float(self.bn_momentum), str(self.tuner_id)
-        self.cache = cache_value(self.cache)
-
-    def check(self) -> TuneSettings:
-        """Refuse ids Keras Tuner would misread (it treats any id containing 'chief' as the chief)."""
-        if self.role not in ROLES:
-            raise ValueError(f"--role must be one of {ROLES}; got {self.role!r}")
-        if self.role == "chief" and self.tuner_id != CHIEF_ID:
-            raise ValueError(f"the chief's --tuner-id must be {CHIEF_ID!r}; got {self.tuner_id!r}")
-        if self.role == "worker" and (CHIEF_ID in self.tuner_id or self.tuner_id in ("", "None")):
-            raise ValueError("a worker needs a unique --tuner-id without 'chief' in it (tuner0, tuner1 ...); "
-                             f"got {self.tuner_id!r}")
-        if not self.manifest.is_file():
-            raise ValueError(f"manifest {self.manifest} not found")
-        if not self.data_dir.is_dir():
-            raise ValueError(f"dataset folder {self.data_dir} not found")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        return self
-
-    def flags(self, **changes) -> list[str]:
-        """These settings (with ``changes``) as the command-line flags of :func:`main`."""
-        argv = []
-        for f in fields(self):
-            value = changes.get(f.name, getattr(self, f.name))
-            flag = "--" + f.name.replace("_", "-")
-            if isinstance(value, bool):
-                argv.append(flag if value else "--no-" + flag[2:])
-            else:
-                argv += [flag, str(value)]
-        return argv
-
-
-def cache_value(value) -> bool | str:
-    """``cache_images`` as given on a command line or in settings: True, False, "memory", "disk" or "auto"."""
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        value = value.lower() == "true"
-    if isinstance(value, os.PathLike):
-        raise ValueError(f"cache must be true, false or one of {', '.join(image_cache.MODES)}; a disk cache's "
-                         f"folder comes from ${image_cache.CACHE_DIR_ENV}")
-    return False if image_cache.mode(value) is None else value
-
-
-def add_arguments(p: argparse.ArgumentParser, required: bool = True) -> argparse.ArgumentParser:
-    """One flag per field of :class:`TuneSettings`."""
-    p.add_argument("--role", choices=ROLES, required=required, help="chief: the oracle; worker: trains trials")
-    p.add_argument("--tuner-id", help="'chief' for the chief (default); a unique 'tuner0', 'tuner1' ... per worker")
-    p.add_argument("--oracle-ip", default="127.0.0.1",
-                   help="chief: address to listen on (0.0.0.0 for every interface); worker: the chief's address")
-    p.add_argument("--oracle-port", type=int, help="the chief's gRPC port (default 8000; with --local-workers "
-                                                    "a free one)")
-    p.add_argument("--manifest", type=Path, required=required, help="split manifest CSV (chapter 01's manifest.csv)")
-    p.add_argument("--data-dir", type=Path, required=required, help="the dataset's top folder")
-    p.add_argument("--directory", type=Path, required=required,
-                   help="tuner directory (chapter 03's: RUN_DIR/03_tuning/tuner)")
-    for name, kind in (("image-size", int), ("max-trials", int), ("max-epochs", int), ("patience", int),
-                       ("seed", int), ("bn-momentum", float)):
-        p.add_argument(f"--{name}", type=kind, required=required)
-    p.add_argument("--cache", nargs="?", const=True, default=None, type=cache_value,
-                   help="keep decoded images: in memory (--cache, --cache memory), in a file (--cache disk: in "
-                        f"RUN_DIR/{image_cache.RUN_FOLDER}, or ${image_cache.CACHE_DIR_ENV}) or either (--cache auto); "
-                        "chapter 03's cache_images")
-    p.add_argument("--no-cache", dest="cache", action="store_const", const=False, help="decode every epoch")
-    p.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="Keras dtype policy of the workers (default float32; mixed_bfloat16 on GPUs)")
-    return p
 
 
 @contextmanager
@@ -193,14 +91,6 @@ def tune(cfg: TuneSettings) -> int:
 
 def _class_names(cfg: TuneSettings) -> list[str]:
     return manifests.class_names(manifests.read_manifest(cfg.manifest))
-
-
-def _tuner(cfg: TuneSettings, n_classes: int):
-    """Chapter 03's tuner: the same hypermodel, objective, seed and project folder."""
-    from cytokit.models import tuning
-
-    hypermodel = tuning.CellHyperModel(n_classes, cfg.image_size, bn_momentum=cfg.bn_momentum)
-    return tuning.random_search(hypermodel, cfg.directory, max_trials=cfg.max_trials, seed=cfg.seed)
 
 
 def _project(directory: Path) -> Path:
@@ -256,7 +146,7 @@ def run_chief(cfg: TuneSettings):
     from cytokit.models import tuning
 
     ensure_reloadable(cfg.directory, CHIEF_ID)
-    tuner = _tuner(cfg, len(_class_names(cfg)))
+    tuner = tuning.tuner_for(cfg, len(_class_names(cfg)))
     print(f"chief: {tuning.completed(tuner)} of {cfg.max_trials} trials already finished; serving", flush=True)
     tuner.search()
     publish(tuner, cfg.directory)
@@ -348,7 +238,7 @@ def run_worker(cfg: TuneSettings):
     names = manifests.class_names(manifest)
     train_rows, val_rows = tuning.search_rows(manifest, cfg.data_dir, cfg.image_size, names, seed=cfg.seed,
                                               cache=cfg.cache)
-    tuner = _tuner(cfg, len(names))
+    tuner = tuning.tuner_for(cfg, len(names))
     record_runs(tuner)
     tuning.search(tuner, train_rows, val_rows, max_epochs=cfg.max_epochs, patience=cfg.patience)
     print(f"{cfg.tuner_id}: the oracle has no trials left; exiting", flush=True)
@@ -389,11 +279,13 @@ def completed_before(cfg: TuneSettings) -> int:
 
 def finished_search(cfg: TuneSettings):
     """Reload a search from its directory as chapter 03 does (no oracle, nothing trained)."""
+    from cytokit.models import tuning
+
     if not (_project(cfg.directory) / "oracle.json").exists():
         raise ClusterError(f"no search state in {_project(cfg.directory)}: run the chief and the workers first")
     ensure_reloadable(cfg.directory, LOCAL_ID)
     with local_env():
-        return _tuner(cfg, len(_class_names(cfg)))
+        return tuning.tuner_for(cfg, len(_class_names(cfg)))
 
 
 # ------------------------------------------------------------------ a local cluster
@@ -514,7 +406,7 @@ def main(argv=None) -> int:
     """Entry point of one tuner process started by :func:`local_cluster` (complete flags)."""
     args = add_arguments(argparse.ArgumentParser(prog="python -m cytokit.models.distributed")).parse_args(argv)
     try:
-        return tune(TuneSettings(**{f.name: getattr(args, f.name) for f in fields(TuneSettings)}))
+        return tune(TuneSettings.parse(vars(args)))
     except (ValueError, ClusterError, FileNotFoundError) as err:
         print(f"cytokit tune: error: {err}", file=sys.stderr)
         return 2

@@ -6,7 +6,12 @@ identically: the proof that the architecture is the study's.
 
 The network takes uint8 pixels (0-255) and scales them itself, as its first layer
 (:data:`PIXEL_SCALE`): batches cross from the input pipeline to the device at a quarter
-of float32's bytes, and no float copy of each batch is made on the way.
+of float32's bytes, and no float copy of each batch is made on the way (the study scaled
+its batches before the model; the layer has no weights). ``dropout=None`` is the baseline,
+whose network had no Dropout layer; ``bn_momentum`` below the study's 0.99 lets batch-norm
+averages settle in the few steps of a small profile. The softmax layer computes in float32
+whatever the global dtype policy (:func:`set_precision`), so probabilities and the loss keep
+float32's precision under bfloat16.
 """
 
 from __future__ import annotations
@@ -101,27 +106,16 @@ def build_cnn(
     name: str = "matek_cnn",
     bn_momentum: float = STUDY_BN_MOMENTUM,
 ) -> keras.Sequential:
-    """The study's sequential CNN for uint8 RGB images, layer for layer as its saved models after a pixel/255 layer.
-
-    First ``Rescaling(1/255)`` (weightless: the study scaled its batches before the
-    model); then each block: Conv2D 3x3 -> BatchNorm -> ReLU -> Conv2D -> [BatchNorm,
-    blocks 3-4] -> ReLU -> MaxPool; then Flatten -> Dense 256 ReLU -> [Dropout] -> Dense
-    softmax. ``dropout=None`` is the baseline (the study's first model had no Dropout
-    layer). ``bn_momentum`` below the study's 0.99 lets batch-norm averages settle in the
-    few steps of a small profile. The softmax layer computes in float32 whatever the
-    global dtype policy (:func:`set_precision`), so probabilities and the loss keep
-    float32's precision under bfloat16.
-    """
-    layers: list[keras.layers.Layer] = [keras.Input((image_size, image_size, 3), name="image"),
-                                        keras.layers.Rescaling(PIXEL_SCALE, name=PIXEL_LAYER)]
+    """The study's CNN layer for layer (its saved models load into it), fed uint8 pixels it scales itself."""
+    layers = [keras.Input((image_size, image_size, 3), name="image"),
+              keras.layers.Rescaling(PIXEL_SCALE, name=PIXEL_LAYER)]
     for i, (filters, pool) in enumerate(zip(FILTERS, pools_for(image_size)), start=1):
         layers += _conv_block(i, filters, pool, bn_momentum)
-    layers += [
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(DENSE_UNITS, activation="relu", name="dense"),
-    ]
-    if dropout is not None:
+    layers += [keras.layers.Flatten(name="flatten"),
+               keras.layers.Dense(DENSE_UNITS, activation="relu", name="dense")]
+    if dropout is not None:  # the baseline has none
         layers.append(keras.layers.Dropout(dropout, name="dropout"))
+    # float32 probabilities and loss whatever the dtype policy (set_precision)
     layers.append(keras.layers.Dense(n_classes, activation="softmax", name="probs", dtype="float32"))
     return keras.Sequential(layers, name=name)
 

@@ -19,7 +19,7 @@ import pandas as pd
 from cytokit import io
 from cytokit.data import manifest as manifest_rows
 from cytokit.data import pipeline
-from cytokit.models.distributed import PROJECT
+from cytokit.models.search_settings import PROJECT, TuneSettings
 from cytokit.models.network import STUDY_BN_MOMENTUM, build_cnn, compile_model
 
 OBJECTIVE = "val_accuracy"
@@ -58,12 +58,6 @@ def search_space(replace_sgd_lr: bool = True) -> dict:
 HYPERPARAMETERS = ("dropout", "optimizer", "learning_rate", "batch_size")
 
 
-def search_space_table() -> pd.DataFrame:
-    """The search space as the page shows it: one row per hyperparameter."""
-    space = search_space()
-    return pd.DataFrame({"hyperparameter": list(space), "values": [str(v) for v in space.values()]})
-
-
 def _unbatched_dataset(x) -> bool:
     """True for a tf.data.Dataset whose first element part is one image (rank 3).
 
@@ -75,6 +69,17 @@ def _unbatched_dataset(x) -> bool:
     if tf is None or not isinstance(x, tf.data.Dataset):
         return False
     return tf.nest.flatten(x.element_spec)[0].shape.rank == 3
+
+
+def trial_network(hp: keras_tuner.HyperParameters, n_classes: int, image_size: int, bn_momentum: float,
+                  replace_sgd_lr: bool = True) -> keras.Model:
+    """One trial's network: each hyperparameter drawn from the study's choices, then the CNN built and compiled."""
+    dropout = hp.Choice("dropout", list(DROPOUT_CHOICES))
+    optimizer = hp.Choice("optimizer", list(OPTIMIZER_CHOICES))
+    learning_rate = hp.Choice("learning_rate", list(LEARNING_RATE_CHOICES))
+    hp.Choice("batch_size", list(BATCH_SIZE_CHOICES))  # applied when the trial fits (CellHyperModel.fit)
+    model = build_cnn(n_classes, image_size, dropout=dropout, bn_momentum=bn_momentum)
+    return compile_model(model, optimizer, effective_learning_rate(optimizer, learning_rate, replace_sgd_lr))
 
 
 class CellHyperModel(keras_tuner.HyperModel):
@@ -95,12 +100,7 @@ class CellHyperModel(keras_tuner.HyperModel):
         self.bn_momentum = bn_momentum
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        dropout = hp.Choice("dropout", list(DROPOUT_CHOICES))
-        optimizer = hp.Choice("optimizer", list(OPTIMIZER_CHOICES))
-        lr = hp.Choice("learning_rate", list(LEARNING_RATE_CHOICES))
-        hp.Choice("batch_size", list(BATCH_SIZE_CHOICES))
-        model = build_cnn(self.n_classes, self.image_size, dropout=dropout, bn_momentum=self.bn_momentum)
-        return compile_model(model, optimizer, effective_learning_rate(optimizer, lr, self.replace_sgd_lr))
+        return trial_network(hp, self.n_classes, self.image_size, self.bn_momentum, self.replace_sgd_lr)
 
     def fit(self, hp, model, x, y=None, validation_data=None, **kwargs):
         """Train with the trial's batch size, which Keras Tuner would otherwise ignore."""
@@ -153,11 +153,17 @@ class TimedRandomSearch(keras_tuner.RandomSearch):
 
 def random_search(hypermodel, directory, max_trials: int, seed: int = 0,
                   overwrite: bool = False) -> TimedRandomSearch:
-    """A random search over the study's space, maximising validation accuracy."""
+    """Keras Tuner's random search over the study's space, keeping the trial of best validation accuracy."""
     tuner = TimedRandomSearch(hypermodel, objective=OBJECTIVE, max_trials=int(max_trials), seed=int(seed),
                               directory=str(directory), project_name=PROJECT, overwrite=overwrite)
     _keep_finished_trials(tuner.oracle)
     return tuner
+
+
+def tuner_for(cfg: TuneSettings, n_classes: int) -> TimedRandomSearch:
+    """Chapter 03's tuner for ``cfg``: the same hypermodel, objective, seed and project folder in every process."""
+    hypermodel = CellHyperModel(n_classes, cfg.image_size, bn_momentum=cfg.bn_momentum)
+    return random_search(hypermodel, cfg.directory, max_trials=cfg.max_trials, seed=cfg.seed)
 
 
 def _keep_finished_trials(oracle) -> None:
@@ -194,7 +200,7 @@ def search_rows(manifest, data_dir, image_size: int, class_names, seed: int = 0,
 
 
 def search(tuner, train, val, max_epochs: int, patience: int = 5) -> None:
-    """Run (or finish) the search; each trial stops early on validation loss."""
+    """Run (or finish) the search: each trial trains until its validation loss stops falling for ``patience`` epochs."""
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(patience))
     tuner.search(train, validation_data=val, epochs=int(max_epochs), callbacks=[stop], verbose=0)
 

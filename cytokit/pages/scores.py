@@ -11,11 +11,10 @@ from typing import ClassVar
 
 import pandas as pd
 
-from cytokit.book.chapter import MODEL_CHAPTERS, Chapter, ChapterData, MissingArtifact
+from cytokit.book.chapter import MODEL_CHAPTERS, Chapter
 from cytokit.evaluation import metrics, statistics, study
 from cytokit.pages import words
-from cytokit.evaluation.predictions import Evaluation, predict
-from cytokit.models import colour_control as control
+from cytokit.evaluation.predictions import Evaluation
 
 
 #: The metrics a page scores a model on: the study's headline five and macro F1.
@@ -88,16 +87,6 @@ def compared(a: Evaluation, b: Evaluation, names: tuple[str, str], metric: str,
 # --------------------------------------------------------------------------- evaluation
 
 
-def evaluate(chapter: Chapter, model, data: ChapterData, split: str, ds) -> Evaluation:
-    """Predict a split, save the predictions for later chapters, and record the headline metrics."""
-    rows = data.rows(split)
-    ev = Evaluation(data.labels(split), predict(model, ds), data.class_names, list(rows["path"]))
-    ev.save(chapter.path(f"{split}_predictions.npz"))
-    record_scores(chapter, ev, f"{split}_")
-    chapter.keep(f"{split}_per_class_intervals", ev.per_class_intervals())
-    return ev
-
-
 def record_scores(chapter: Chapter, ev: Evaluation, prefix: str) -> None:
     """Record each headline metric, its 95 % interval (``<metric>_ci95``) and both as text for the words."""
     chapter.record(scores_of(ev), prefix)
@@ -115,19 +104,6 @@ def compare(chapter: Chapter, key: str, a: Evaluation, b: Evaluation, names: tup
 def earlier(chapter: Chapter, model: str) -> Evaluation:
     """The validation predictions of an earlier chapter's model (``baseline``, ``tuned``)."""
     return Evaluation.load(chapter.upstream(MODEL_CHAPTERS[model], "val_predictions.npz"))
-
-
-def earlier_models(chapter: Chapter, names=("baseline", "tuned")) -> dict[str, Evaluation]:
-    """Earlier models' validation predictions that exist; records their balanced accuracy."""
-    out = {}
-    for name in names:
-        try:
-            out[name] = earlier(chapter, name)
-        except MissingArtifact as err:
-            print(err)
-            continue
-        chapter.record(f"{name}_val_balanced_accuracy", out[name].scores["balanced_accuracy"])
-    return out
 
 
 def scores_table(evaluations: dict, study_model: str | None = None, split: str = "validation") -> pd.DataFrame:
@@ -150,57 +126,3 @@ def against_study(chapter: Chapter, ev: Evaluation, model: str, split: str = "va
     """Per-class scores beside the study's F1 for the same model and split."""
     theirs = study.study_per_class(model, split)[["f1"]].rename(columns={"f1": "study_f1"})
     return ev.per_class().join(theirs)
-
-
-def improvements(chapter: Chapter, before: Evaluation, after: Evaluation, names: tuple[str, str]) -> pd.DataFrame:
-    """Per-class precision, recall and F1 of two models with their difference; records how many improved."""
-    table = metrics.difference(before.per_class(), after.per_class(), columns=["precision", "recall", "f1"],
-                               suffixes=names)
-    table["improved"] = metrics.improved(before.per_class(), after.per_class(), "f1")
-    chapter.record("classes_improved", int(table["improved"].sum()))
-    return table
-
-
-def against_latest(chapter: Chapter, earlier: dict[str, Evaluation], after: Evaluation, name: str) -> pd.DataFrame:
-    """:func:`improvements` over the latest earlier model (tuned, else baseline)."""
-    latest = list(earlier)[-1]
-    return improvements(chapter, earlier[latest], after, (latest, name))
-
-
-def rarest_training_image(chapter: Chapter, data: ChapterData, image_size: int):
-    """The first training image of the rarest class in training, uint8 as the pipeline feeds it to the model."""
-    from cytokit.data import pipeline
-
-    rows = data.rows("train")
-    code = rows["cls"].value_counts().idxmin()
-    path = str(data.root / rows.loc[rows["cls"] == code, "path"].iloc[0])
-    chapter.record("example_class", code)
-    return code, pipeline.load_image(path, image_size).numpy()
-
-
-def top_confusions(chapter: Chapter, ev: Evaluation, k: int = 8) -> pd.DataFrame:
-    """The pairs of classes most often mixed up; records the first."""
-    top = metrics.top_pair_confusions(ev.y_true, ev.y_pred, ev.class_names, k=k)
-    chapter.record("top_confusion", f"{top.iloc[0]['class_a']}↔{top.iloc[0]['class_b']}" if len(top) else "none")
-    return top
-
-
-def compare_if_present(chapter: Chapter, key: str, ev: Evaluation, earlier: dict[str, Evaluation], other: str,
-                       names: tuple[str, str], metric: str) -> statistics.Comparison | None:
-    """:func:`compare` with an earlier model when its chapter ran; otherwise records why there is no sentence."""
-    if other in earlier:
-        return compare(chapter, key, ev, earlier[other], names, metric)
-    chapter.record(f"{key}_sentence", f"The {other} model's chapter has not run, so it is not compared here.")
-    return None
-
-
-def colour_control(chapter: Chapter, data: ChapterData, image_size: int, seed: int = 0) -> Evaluation:
-    """A logistic regression on colour histograms alone, on the validation images; records its scores."""
-    hx_train, hy_train = control.dataset_histograms(data.batches("train", image_size, 256))
-    hx_val, hy_val = control.dataset_histograms(data.batches("val", image_size, 256))
-    ev = Evaluation.from_labels(hy_val, control.fit_predict(hx_train, hy_train, hx_val, seed=seed), data.class_names,
-                                data.rows("val")["path"])
-    record_scores(chapter, ev, "colour_")
-    return ev
-
-

@@ -9,7 +9,6 @@ from __future__ import annotations
 from cytokit.evaluation.statistics import ALPHA, FEW_IMAGES, holm
 
 
-
 #: How a metric reads in a sentence.
 METRIC_WORDS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "f1": "weighted F1",
                 "macro_f1": "macro F1", "precision": "weighted precision", "recall": "weighted recall"}
@@ -123,45 +122,6 @@ def comparison(c, value_a: float, value_b: float, images: str = "validation imag
             f"model's {100 * value_b:.1f} %: a difference of {points(c.difference)} points (95 % interval "
             f"{points(c.low)} to {points(c.high)}; {c.test} {p_value(c.p_value, c.p_floor)}{few}), so "
             f"{verdict_clause(c.verdict, c.a, c.b)}{why_unclear(c)}.")
-
-
-def seed_spread(name: str, spread: dict, metric: str = "balanced_accuracy") -> str:
-    """How much a metric moved between training seeds (the split fixed)."""
-    word = METRIC_WORDS.get(metric, metric)
-    if spread["n"] < 2:
-        return f"Only one training seed was run, so this page cannot say how much the {word} moves with the seed."
-    return (f"Over {spread['n']} training seeds (the same split, other initial weights and batch order) the "
-            f"{name} model's validation {word} ranged from {100 * spread['min']:.1f} % to "
-            f"{100 * spread['max']:.1f} % (mean {100 * spread['mean']:.1f} %, standard deviation "
-            f"{100 * spread['sd']:.1f} points).")
-
-
-def difference_over_seeds(spread: dict, a: str, b: str, metric: str = "balanced_accuracy") -> str:
-    """How a paired difference between two models moved between seeds, and whether its sign held."""
-    word = METRIC_WORDS.get(metric, metric)
-    if spread["n"] < 2:
-        return f"With one seed, the spread of the {a} − {b} difference in {word} over seeds is unknown."
-    held = ("it was positive for every seed" if spread["min"] > 0 else
-            "it was negative for every seed" if spread["max"] < 0 else "its sign changed with the seed")
-    return (f"Seed by seed, {a} − {b} in validation {word} ranged from {points(spread['min'])} to "
-            f"{points(spread['max'])} points over {spread['n']} seeds (mean {points(spread['mean'])}): {held}.")
-
-
-def claim_over_seeds(claim: str, c, spread: dict) -> str:
-    """Whether this run supports a claim that model ``c.a`` beats ``c.b``, from one seed's verdict and the seeds."""
-    word = METRIC_WORDS.get(c.metric, c.metric)
-    if c.verdict == "better" and spread.get("n", 0) > 1 and spread["min"] > 0:
-        return (f"**This run supports the claim that {claim}:** the {word} of the {c.a} model is higher on these "
-                f"images beyond the interval, and for every one of {spread['n']} training seeds.")
-    if c.verdict == "better":
-        caveat = ("but over the training seeds the difference changed sign, so a gap of this size also arises from "
-                  "the seed alone" if spread.get("n", 0) > 1 else "but only one training seed was run")
-        return f"**This run leans towards the claim that {claim}** on these images, {caveat}."
-    if c.verdict == "worse":
-        return (f"**This run does not support the claim that {claim}:** on these images the {c.a} model's {word} "
-                "is lower beyond the interval.")
-    return (f"**This run cannot tell whether {claim}:** the difference in {word} is no clear difference at this "
-            "scale (its interval includes zero, or its test does not confirm it).")
 
 
 def family(comparisons: list[dict], what: str = "comparisons on this page") -> str:

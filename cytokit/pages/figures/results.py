@@ -35,13 +35,14 @@ def confusion_heatmap(cm: pd.DataFrame, normalized: bool = False, title: str | N
 
 
 def per_class_comparison(table: pd.DataFrame, columns: list[str], title: str,
-                         names: list[str] | None = None) -> go.Figure:
+                         names: list[str] | None = None, metric: str = "score") -> go.Figure:
     """Grouped bars of one metric per class for several models or sources."""
     fig = go.Figure()
     for col, name in zip(columns, names or columns):
         fig.add_bar(x=list(table.index), y=table[col], name=name)
     fig.update_layout(barmode="group")
-    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    fig.update_xaxes(title="class")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%", title=metric)
     return layout(fig, title, height=380)
 
 
@@ -92,6 +93,7 @@ def seed_points(runs: dict[str, pd.DataFrame], metric: str = "balanced_accuracy"
                         error_y=dict(type="data", symmetric=False, array=table[f"{metric}_high"] - table[metric],
                                      arrayminus=table[metric] - table[f"{metric}_low"]),
                         hovertemplate=name + ", %{x}: %{y:.1%}<extra></extra>")
+    fig.update_xaxes(title="training seed")
     fig.update_yaxes(range=[0, 1], tickformat=".0%", title=metric.replace("_", " "))
     fig.update_layout(scattermode="group")
     return layout(fig, title, height=380)

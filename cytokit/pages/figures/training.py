@@ -32,6 +32,8 @@ def training_curves(history: dict, title: str = "Training curves",
                                 showlegend=col == 1, line=dict(color=colour, dash="dot"),
                                 row=1, col=col)
     fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="accuracy", row=1, col=1)
+    fig.update_yaxes(title="loss (cross-entropy)", row=1, col=2)
     return layout(fig, title, height=380)
 
 
@@ -49,6 +51,6 @@ def hyperparameter_scatter(trials: pd.DataFrame, params: list[str], score: str =
                         text=[f"trial {t}" for t in trials.index], showlegend=False,
                         hovertemplate="%{text}: " + p + "=%{customdata}, " + score + " %{y:.3f}<extra></extra>",
                         customdata=values, row=1, col=i)
-        fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=cats, row=1, col=i)
-    fig.update_yaxes(title=score, row=1, col=1)
+        fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=cats, title=p.replace("_", " "), row=1, col=i)
+    fig.update_yaxes(title=score.replace("_", " "), row=1, col=1)
     return layout(fig, title, height=360)
