@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 
@@ -179,3 +180,13 @@ def test_remove_deletes_only_the_caches(tmp_path):
     image_cache.on_disk(cache / "val-8px-1-0123456789abcdef0123.npy", (1, 8, 8, 3), lambda out: out.fill(0))
     image_cache.remove(cache)
     assert not cache.exists()
+
+
+def test_opening_a_chapter_leaves_the_environment_alone(tmp_path, monkeypatch):
+    """The run's disk cache reaches the pipeline through the chapter's data, not a variable set for the process."""
+    from cytokit.book.chapter import Chapter
+
+    monkeypatch.delenv(image_cache.CACHE_DIR_ENV, raising=False)
+    before = dict(os.environ)
+    Chapter("02_baseline", tmp_path / "run")
+    assert dict(os.environ) == before

@@ -36,6 +36,8 @@ class ChapterData:
     manifest: pd.DataFrame
     root: Path
     class_names: list[str]
+    #: Where this run keeps decoded images when ``cache_images`` is "disk" or "auto" (never in the dataset).
+    cache_dir: Path | None = None
 
     def rows(self, split: str | None) -> pd.DataFrame:
         return manifests.rows(self.manifest, split)
@@ -52,7 +54,7 @@ class ChapterData:
         from cytokit.data import pipeline
 
         return pipeline.dataset(self.manifest, self.root, split, image_size, batch_size, self.class_names,
-                                shuffle=shuffle, seed=seed, cache=cache)
+                                shuffle=shuffle, seed=seed, cache=cache, cache_dir=self.cache_dir)
 
 
 class Chapter:
@@ -64,8 +66,6 @@ class Chapter:
         self.dir = self.run_dir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics: dict = {}
-        # a decoded-image cache on disk ("disk"/"auto") lives in this run's folder, never in the dataset
-        os.environ[image_cache.CACHE_DIR_ENV] = str(image_cache.run_folder(self.run_dir))
 
     def path(self, filename: str) -> Path:
         """Where this chapter writes ``filename``."""
@@ -100,7 +100,7 @@ class Chapter:
         root = Path(self.upstream_metrics("01_data")["data_dir"])
         if not root.is_dir():
             raise MissingArtifact(f"the dataset folder {root} used by chapter 01 is gone; run chapter 01 again")
-        return ChapterData(manifest, root, manifests.class_names(manifest))
+        return ChapterData(manifest, root, manifests.class_names(manifest), image_cache.run_folder(self.run_dir))
 
     def models(self, source: str = "run", study_dir=None) -> dict[str, Path]:
         """The three models: this run's chapters 02-04 (``run``) or the study's ``.keras`` files (``study``)."""

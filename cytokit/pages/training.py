@@ -188,7 +188,8 @@ def augmented_seeds(data: ChapterData, seeds, hp: Hyperparameters, image_size: i
         training.set_seed(seed)
         stream = augmentation.upsampled_dataset(data.manifest, data.root, image_size, hp.batch_size,
                                                 target_per_class, data.class_names,
-                                                augmentation.augmenter(seed=seed), seed=seed, cache=cache)
+                                                augmentation.augmenter(seed=seed), seed=seed, cache=cache,
+                                                cache_dir=data.cache_dir)
         val_ds = data.batches("val", image_size, hp.batch_size, cache=cache)
         model = network(len(data.class_names), image_size, dropout=hp.dropout, bn_momentum=bn_momentum,
                         optimizer=hp.optimizer, learning_rate=hp.learning_rate, distribute=distribute, show=False)
