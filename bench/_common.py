@@ -124,7 +124,7 @@ class Report:
                ratio_of: str = "", target: str = "", met: bool | None = None) -> None:
         """One measured figure; `ratio` compares it with `ratio_of` (a reference or a ceiling)."""
         row = {"what": what, "value": float(value), "unit": unit, "ratio": None if ratio is None else float(ratio),
-               "ratio_of": ratio_of, "target": target, "met": met}
+               "ratio_of": ratio_of, "target": target, "met": None if met is None else bool(met)}
         self.rows.append(row)
         text = f"  {what}: {value:,.4g} {unit}"
         if ratio is not None:

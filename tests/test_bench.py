@@ -85,3 +85,13 @@ def test_a_table_of_two_checkouts_replaces_the_figures():
     assert "| figure | this checkout | release |\n|---|---:|---:|\n| tracebacks | 0 | 10 |" in section
     assert "Measured 2026-12-04 at commit abc1234 with `python bench/hostile.py`" in section
     assert "load 1.0 at the end, at nice -15;" in section  # a run given priority over other jobs says so
+
+
+def test_figures_from_numpy_are_saved(tmp_path):
+    """A bar checked on numpy numbers (numpy's bool) is saved as JSON, not lost at the end of a long run."""
+    import numpy as np
+
+    report = _common.Report("numpy_figures", "numpy figures")
+    report.figure("coverage", np.float64(0.95), "share", target=">= 0.92", met=np.float64(0.95) >= 0.92)
+    saved = json.loads(report.save(tmp_path).read_text())
+    assert saved["rows"][0]["met"] is True
