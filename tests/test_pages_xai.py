@@ -186,15 +186,16 @@ def test_a_difference_on_few_images_is_marked_in_its_cell():
 
 
 def test_the_per_class_sentence_names_the_classes_drawn_or_says_none_has_enough_images():
-    empty = xai.PerClassCurves(pd.DataFrame(columns=["code", "n", "images", "accuracy", "low", "high"]))
+    empty = xai.PerClassCurves(pd.DataFrame(columns=["code", "n", "images", "accuracy", "low", "high"]),
+                               pd.Series({"PLM": 2, "LYT": 3}))
     assert clean(empty.sentence()).startswith("No class has 10 or more explained images in this run")
     assert checked_facts(empty)["per_class_curves"] == {}
     rows = pd.DataFrame({"code": ["PLM", "PLM", "LYT"], "n": ["1", "all", "1"], "images": [12, 12, 11],
                          "accuracy": [0.5, 0.9, 0.4], "low": [0.2, 0.6, 0.1], "high": [0.8, 1.0, 0.7]})
-    text = clean(xai.PerClassCurves(rows).sentence())
+    text = clean(xai.PerClassCurves(rows, pd.Series({"PLM": 12, "LYT": 11})).sentence())
     assert "2 classes have 10 or more explained images and their own curve: PLM, LYT." in text
     assert "PLM, the class the study follows throughout, is drawn thick." in text
-    one = clean(xai.PerClassCurves(rows[rows["code"] == "LYT"]).sentence())
+    one = clean(xai.PerClassCurves(rows[rows["code"] == "LYT"], pd.Series({"LYT": 11})).sentence())
     assert one == "1 class has 10 or more explained images and its own curve: LYT."
 
 
@@ -321,3 +322,11 @@ def test_the_checks_sentence_reads_for_every_verdict(verdict, deleted):
     assert "few images: 30" not in text and "overlap by 12 % (0–43 %)" in text
     alone = clean(say.checks({}, comparison(n=1), Interval(0.5, float("nan"), float("nan"), 1), 3))
     assert "too few images were compared across 3 LIME seeds" in alone and "few images: 1" in alone
+
+
+def test_with_no_class_at_the_minimum_the_figure_shows_each_class_s_images_not_an_empty_plot():
+    from cytokit.pages import figures
+
+    fig = figures.per_class_curves(pd.DataFrame(columns=["code", "n", "images", "accuracy", "low", "high"]),
+                                   least=10, counts=pd.Series({"PLM": 2, "LYT": 3}))
+    assert list(fig.data[0].y) == [2, 3] and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text

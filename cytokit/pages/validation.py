@@ -87,6 +87,8 @@ class Improvements:
     def shown(self):
         """The table as the page shows it: two decimals, "yes" where the F1 rose."""
         table = self.table.assign(improved=self.table["improved"].map({True: "yes", False: ""}))
+        if not self.table["improved"].any():
+            table = table.drop(columns="improved")  # the sentence says no class improved
         return table.style.format(precision=2)
 
 

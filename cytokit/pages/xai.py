@@ -310,6 +310,7 @@ class PerClassCurves:
     """Accuracy of each class's explanation images at every n (grey fill, LIME's ranking), with Wilson intervals."""
 
     table: pd.DataFrame  # columns code, n, images, accuracy, low, high; classes with PER_CLASS_MIN images or more
+    images_per_class: pd.Series  # explained images of every class in the sample, by code
     KEYS: ClassVar[tuple[str, ...]] = ("per_class_curves", "per_class_statement")
 
     def sentence(self) -> str:
@@ -334,7 +335,8 @@ def per_class_curves(suff: FillSufficiency) -> PerClassCurves:
             low, high = statistics.wilson(hits, total)
             rows.append({"code": result.class_names[c], "n": str(n), "images": total,
                          "accuracy": hits / total if total else np.nan, "low": low, "high": high})
-    return PerClassCurves(pd.DataFrame(rows, columns=["code", "n", "images", "accuracy", "low", "high"]))
+    counts = pd.Series({result.class_names[c]: int((result.y_true == c).sum()) for c in np.unique(result.y_true)})
+    return PerClassCurves(pd.DataFrame(rows, columns=["code", "n", "images", "accuracy", "low", "high"]), counts)
 
 
 @dataclass(frozen=True)
@@ -349,7 +351,8 @@ class Absorbers:
         cells = self.table.assign(cell=[f"{c} ({s:.0%})" if s > 0 else "" for c, s in
                                         zip(self.table["code"], self.table["share"])])
         wide = cells.pivot(index="n", columns="rank", values="cell").loc[list(dict.fromkeys(self.table["n"]))]
-        return wide.rename(columns={1: "most", 2: "second", 3: "third"}).rename_axis(columns=None)
+        wide = wide.rename(columns={1: "most", 2: "second", 3: "third"}).rename_axis(columns=None)
+        return wide.loc[:, (wide.fillna("") != "").any()]  # a rank no n fills is left out
 
     def facts(self) -> dict:
         return {"absorbers": to_jsonable(self.table)}

@@ -136,8 +136,9 @@ def ground_truth(is_synthetic: bool) -> str:
 def per_class(codes: list[str], least: int, highlight: str) -> str:
     """Which classes have their own curve in the per-class figure."""
     if not codes:
-        return (f"No class has {least} or more explained images in this run, so the figure draws no class's "
-                "curve; a larger sample (more images explained) gives each common class its own.")
+        return (f"No class has {least} or more explained images in this run, so the figure shows how many each "
+                "class has instead of curves; a larger sample (more images explained) gives each common class its "
+                "own.")
     thick = f" {highlight}, the class the study follows throughout, is drawn thick." if highlight in codes else ""
     return (f"{len(codes)} {'class has' if len(codes) == 1 else 'classes have'} {least} or more explained images "
             f"and {'its' if len(codes) == 1 else 'their'} own curve: {', '.join(codes)}.{thick}")

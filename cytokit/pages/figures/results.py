@@ -114,7 +114,7 @@ def confusion_panels(matrices: dict, title: str) -> go.Figure:
                                  colorscale="Blues", zmin=0, zmax=1, showscale=i == len(keys),
                                  hovertemplate="true %{y}, predicted %{x}: %{z:.1%}<extra>n = " + str(key)
                                  + "</extra>"), row=1, col=i)
-        fig.update_xaxes(type="category", tickangle=-45, row=1, col=i)
+        fig.update_xaxes(type="category", tickangle=-45, title="predicted class", row=1, col=i)
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_yaxes(title="true class", row=1, col=1)
     side = 120 + 22 * int(used.sum())

@@ -68,11 +68,11 @@ def deletion_insertion(mean_curves: pd.DataFrame, title: str = "Deletion and ins
 
 
 def per_class_curves(table: pd.DataFrame, highlight: str | None = None, least: int = 10,
-                     title: str = "Accuracy of each class's explanation images against visible superpixels"
-                     ) -> go.Figure:
+                     title: str = "Accuracy of each class's explanation images against visible superpixels",
+                     counts: pd.Series | None = None) -> go.Figure:
     """One line per class (long table: code, n, images, accuracy, low, high) with interval bars (hollow points:
     fewer than :data:`~cytokit.evaluation.statistics.FEW_IMAGES` images); ``highlight`` thick. With no class in the
-    table (none has ``least`` explained images), the plot says so in place of the lines."""
+    table (none has ``least`` explained images), the explained images per class (``counts``) against ``least``."""
     fig = go.Figure()
     codes = list(dict.fromkeys(table["code"]))
     highlight = highlight if highlight in codes else None
@@ -87,8 +87,18 @@ def per_class_curves(table: pd.DataFrame, highlight: str | None = None, least: i
                         customdata=rows["images"],
                         hovertemplate=f"{code}, n=" + "%{x}: %{y:.1%} (%{customdata} images)<extra></extra>")
     if not codes:
-        fig.add_annotation(text=f"no class has {least} or more explained images in this run", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")
+        return _too_few_per_class(counts, least)
     fig.update_xaxes(title="superpixels kept visible", type="category")
     fig.update_yaxes(title="accuracy (the class's recall)", range=[0, 1], tickformat=".0%")
     return layout(fig, title, height=420)
+
+
+def _too_few_per_class(counts: pd.Series | None, least: int) -> go.Figure:
+    """Why no class has a curve: each class's explained images beside the number a curve needs."""
+    counts = pd.Series(dtype=int) if counts is None else counts
+    fig = go.Figure(go.Bar(x=list(counts.index), y=list(counts.to_numpy()), marker_color="#8c8c8c", name="images"))
+    fig.add_hline(y=least, line_dash="dash", annotation_text=f"a curve needs {least}")
+    fig.update_xaxes(title="class", type="category")
+    fig.update_yaxes(title="explained images")
+    return layout(fig, f"Explained images per class: none reaches {least}, so no class has its own curve",
+                  height=360)
