@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cytokit import io
-from cytokit.book.chapter import MODEL_CHAPTERS, Chapter, ChapterData
+from cytokit.book.chapter import MODEL_CHAPTERS, ChapterData
 from cytokit.data import embedded
 from cytokit.evaluation import grouping, metrics, statistics, study
 from cytokit.evaluation.predictions import Evaluation, predict_timed
@@ -562,17 +562,3 @@ class Summary:
 def summary(tested: Evaluated, choice: CardChoice, lineage: Lineage) -> Summary:
     """The chapter's findings in a paragraph, built from its results."""
     return Summary(tested, choice, lineage)
-
-
-# --------------------------------------------------------------------------- kept for chapters 03 and 04
-
-
-def family(chapter: Chapter, key: str, comparisons: list[dict], what: str) -> str:
-    """Records the sentence on what α means for a page's family of comparisons (``<key>_family``)."""
-    return chapter.record(f"{key}_family", words.family(comparisons, what))
-
-
-def page_family(chapter: Chapter, keys, what: str = "comparisons on this page") -> str:
-    """:func:`family` over the comparisons this chapter kept under ``keys`` (those that ran)."""
-    return family(chapter, "page", [chapter.metrics[k] for k in keys if k in chapter.metrics], what)
-

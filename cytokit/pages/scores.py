@@ -87,20 +87,6 @@ def compared(a: Evaluation, b: Evaluation, names: tuple[str, str], metric: str,
 # --------------------------------------------------------------------------- evaluation
 
 
-def record_scores(chapter: Chapter, ev: Evaluation, prefix: str) -> None:
-    """Record each headline metric, its 95 % interval (``<metric>_ci95``) and both as text for the words."""
-    chapter.record(scores_of(ev), prefix)
-
-
-def compare(chapter: Chapter, key: str, a: Evaluation, b: Evaluation, names: tuple[str, str], metric: str,
-            images: str = "validation images") -> statistics.Comparison:
-    """Two models on the same images for one metric: keeps the comparison, records its sentence."""
-    verdict = compared(a, b, names, metric, images)
-    chapter.keep(key, verdict.comparison.as_dict())
-    chapter.record(f"{key}_sentence", verdict.sentence())
-    return verdict.comparison
-
-
 def earlier(chapter: Chapter, model: str) -> Evaluation:
     """The validation predictions of an earlier chapter's model (``baseline``, ``tuned``)."""
     return Evaluation.load(chapter.upstream(MODEL_CHAPTERS[model], "val_predictions.npz"))
@@ -122,7 +108,7 @@ def scores_table(evaluations: dict, study_model: str | None = None, split: str =
     return table
 
 
-def against_study(chapter: Chapter, ev: Evaluation, model: str, split: str = "validation") -> pd.DataFrame:
+def against_study(ev: Evaluation, model: str, split: str = "validation") -> pd.DataFrame:
     """Per-class scores beside the study's F1 for the same model and split."""
     theirs = study.study_per_class(model, split)[["f1"]].rename(columns={"f1": "study_f1"})
     return ev.per_class().join(theirs)
