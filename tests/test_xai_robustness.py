@@ -98,6 +98,16 @@ def result_with(hits_by_n: dict, y, n_superpixels: int = 20, classes=3, seed=0) 
     return SufficiencyResult(ns, y, full, probs, np.full(len(y), n_superpixels), ["A", "B", "C"][:classes])
 
 
+def test_a_result_read_on_some_images_is_the_result_of_those_images():
+    y = np.array([0, 1, 2, 0, 1, 2])
+    whole = result_with({1: [1, 0, 1, 0, 1, 0], 5: [1] * 6}, y)
+    part = whole.take([1, 3, 4])
+    alone = result_with({1: [0, 0, 1], 5: [1] * 3}, y[[1, 3, 4]])
+    assert part.ns == alone.ns and np.array_equal(part.y_true, alone.y_true)
+    assert all(np.array_equal(part.predictions(n), alone.predictions(n)) for n in part.ns)
+    np.testing.assert_array_equal(part.per_image_accuracy(), alone.per_image_accuracy())
+
+
 def test_balanced_accuracy_is_scikit_learns():
     from sklearn.metrics import balanced_accuracy_score
 
