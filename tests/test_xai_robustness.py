@@ -288,6 +288,23 @@ def test_fill_distance_measures_and_their_real_reference(small_model):
     assert set(facts["by_fill"]) == {"grey", "blur"} and set(facts["by_fill"]["grey"]) == {"0.5", "1"}
 
 
+def test_fill_distance_solves_imputations_in_processes_alike_and_pairs_fills_image_by_image(small_model):
+    from cytokit.xai import fill_distance as fd
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (SIZE, SIZE, 3)).astype(np.uint8) for _ in range(6)]
+    segs, y = [grid_segments()] * 6, np.arange(6) % 3
+    args = (small_model, images, segs, y, ["ART", "B", "C"])
+    serial = fd.fill_distance(*args, kinds=("grey", "imputed"), shares=(0.5,), resamples=100, progress=False)
+    pooled = fd.fill_distance(*args, kinds=("grey", "imputed"), shares=(0.5,), resamples=100, workers=2,
+                              progress=False)
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(serial.table, pooled.table)
+    c = serial.paired("imputed", "grey")
+    shifts = serial.per_image[("imputed", 0.5)]["shift"] - serial.per_image[("grey", 0.5)]["shift"]
+    assert (c.a, c.b, c.n) == ("imputed", "grey", 6) and c.difference == pytest.approx(shifts.mean())
+
+
 def test_hidden_masks_are_seeded_and_hide_the_share_asked():
     from cytokit.xai.fill_distance import hidden_mask, nearest_other
 
