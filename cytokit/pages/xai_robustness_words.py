@@ -52,12 +52,33 @@ def number(value: float, low: float, high: float, digits: int = 2) -> str:
     return words.number_with_interval(value, low, high, digits)
 
 
-def difference(c: statistics.Comparison, digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
-    """A paired difference as a cell: "+0.157 (+0.103 to +0.208; Wilcoxon signed-rank p < 0.001): better"."""
+def _signed(x: float, digits: int) -> str:
+    """``x`` with its sign, never "-0.000"."""
+    return f"{round(float(x), digits) + 0.0:+.{digits}f}"
+
+
+def signed(value: float, low: float, high: float, digits: int = 2) -> str:
+    """A signed number with its interval: "+0.36 (+0.27 to +0.45)"; undefined intervals said in words."""
+    if not defined(value):
+        return "not measured"
+    if not (defined(low) and defined(high)):
+        return f"{_signed(value, digits)} (one image: no interval)"
+    return f"{_signed(value, digits)} ({_signed(low, digits)} to {_signed(high, digits)})"
+
+
+def difference_plain(c: statistics.Comparison, digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
+    """A paired difference with its interval and test, no verdict word: "+0.157 (+0.103 to +0.208; Wilcoxon
+    signed-rank p < 0.001)"."""
     few = f"; {words.few_images(c.n)}" if words.few_images(c.n) else ""
     d, lo, hi = (scale * x for x in (c.difference, c.low, c.high))
-    return (f"{d:+.{digits}f}{unit} ({lo:+.{digits}f} to {hi:+.{digits}f}; {c.test} "
-            f"{words.p_value(c.p_value, c.p_floor)}{few}): {c.verdict}")
+    return (f"{_signed(d, digits)}{unit} ({_signed(lo, digits)} to {_signed(hi, digits)}; {c.test} "
+            f"{words.p_value(c.p_value, c.p_floor)}{few})")
+
+
+def difference(c: statistics.Comparison, digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
+    """A paired difference as a cell, with its verdict: "+0.157 (+0.103 to +0.208; Wilcoxon signed-rank
+    p < 0.001): better"."""
+    return f"{difference_plain(c, digits, scale, unit)}: {c.verdict}"
 
 
 def points(c: statistics.Comparison) -> str:
@@ -122,11 +143,12 @@ def localisation(rows: dict, images: int) -> str:
     out = []
     for name, (hits, chance, c) in rows.items():
         verdict = {statistics.BETTER: "more often than chance", statistics.WORSE: "less often than chance"}.get(
-            c.verdict, "not distinguishable from chance on these images")
-        out.append(f"{name}: {100 * hits:.0f} % against {100 * chance:.0f} % ({difference(c, 2)}), {verdict}")
+            c.verdict, "not told apart from chance on these images")
+        out.append(f"{name} {100 * hits:.0f} % against {100 * chance:.0f} %, {verdict} "
+                   f"(difference {difference_plain(c, 2)})")
     return (f"On {images:,} synthetic cells whose masks are known and which the layer choice did not see, the top "
-            f"superpixel lies in the cell as follows (a superpixel counts when half its area does; chance is the share "
-            f"of the image's superpixels that do; exact Poisson-binomial test). " + "; ".join(out) + ".")
+            "superpixel lies in the cell as follows (a superpixel counts when half its area does; chance is the share "
+            "of the image's superpixels that do; exact Poisson-binomial test): " + "; ".join(out) + ".")
 
 
 def no_masks() -> str:
@@ -138,20 +160,19 @@ def no_masks() -> str:
 
 
 def robustness(result) -> str:
-    """The finding in every setting: k of m, and which comparison fails where."""
+    """The finding in every setting: k of m, and where it fails, each comparison's verdict there."""
     k, m = result.holds_in
     failing = []
     for name, row in result.table.iterrows():
         if not row["holds"]:
-            lost = [FINDING_WORDS[key] for key in ("predicted_vs_first", "lime_vs_random")
-                    if row[key].verdict != statistics.BETTER]
-            failing.append(f"under {name} not: {listing(lost)}")
+            failing.append(f"{name} (predicted − class 0: {row['predicted_vs_first'].verdict}; LIME − random: "
+                           f"{row['lime_vs_random'].verdict})")
     head = (f"On {result.images:,} images, the finding — {FINDING_WORDS['predicted_vs_first']} and "
             f"{FINDING_WORDS['lime_vs_random']}, each by the accuracy of the explanation images averaged over n, "
             f"paired over images — holds in {k} of {m} settings")
-    return head + (". " if not failing else f"; {'; '.join(failing)}. ") + (
-        "A setting counts only when both comparisons are called better (interval above zero and the signed-rank "
-        "test agreeing).")
+    tail = f"; not under {listing(failing)}. " if failing else ". "
+    return head + tail + ("A setting counts only when both comparisons are called better (interval above zero and the "
+                          "signed-rank test agreeing).")
 
 
 def agreement(result) -> str:
@@ -178,27 +199,38 @@ def agreement(result) -> str:
 
 
 def fill_distance(result, order: list, versus: dict, hidden: float) -> str:
-    """Which fills change what the model sees least, with the paired verdicts against the closest one."""
+    """Which fill changes what the model sees least, with paired verdicts against each other fill, and so which
+    fills' verdicts weigh most."""
     table = result.table.xs(hidden, level="share")
     first = order[0]
     r = table.loc[first]
-    head = (f"With {100 * hidden:.0f} % of the superpixels hidden (the same ones for every fill), {first} changes "
-            f"what the model sees least: its images move {number(r['shift'], r['shift_low'], r['shift_high'])} of "
-            "the distance between class centroids from their originals in the network's penultimate features")
-    calls = []
-    for kind, c in versus.items():
-        word = {statistics.BETTER: "less than", statistics.WORSE: "more than"}.get(c.verdict, "not clearly less than")
-        calls.append(f"{word} {kind} ({difference(c)})")
-    out = [head + (f", {listing(calls)}." if calls else ".")]
+    clearly = [k for k, c in versus.items() if c.verdict == statistics.WORSE]  # first - k < 0: first moves less
+    unclear = [k for k, c in versus.items() if c.verdict != statistics.WORSE]
+    out = [f"With {100 * hidden:.0f} % of the superpixels hidden (the same ones for every fill), the {first} fill "
+           f"moves images least from their originals in the network's penultimate features: by "
+           f"{number(r['shift'], r['shift_low'], r['shift_high'])} of the mean distance between class centroids."]
+    if versus:
+        calls = [f"{k}: {difference_plain(c)}" for k, c in versus.items()]
+        what = (f"clearly less than under {listing(clearly)}" if clearly else "not clearly less than under any other")
+        what += f"; not clearly less than under {listing(unclear)}" if clearly and unclear else ""
+        out.append(f"That is {what} ({first} minus each, paired over images: {'; '.join(calls)}).")
     full = result.table.xs(1.0, level="share") if 1.0 in result.table.index.get_level_values("share") else None
-    real = result.real["absorbed"]
-    absorbers = listing(result.absorbers) if result.absorbers else "the classes that took occluded images"
     if full is not None:
-        parts = [f"{kind} {share(r['absorbed'], r['absorbed_low'], r['absorbed_high'])}" for kind, r in full.iterrows()]
+        real = result.real["absorbed"]
+        absorbers = " or ".join(result.absorbers) if result.absorbers else "an absorbing class"
+        parts = [f"{kind} {share(v['absorbed'], v['absorbed_low'], v['absorbed_high'])}"
+                 for kind, v in full.iterrows()]
         out.append(f"Fully filled images are called {absorbers}: {'; '.join(parts)}, against "
                    f"{share(real['value'], *real['ci95'])} of the real images.")
-    out.append(f"So the verdicts under {first} rest on images closest to those the network was trained on and weigh "
-               f"most; those under {order[-1]}, whose images move furthest, weigh least.")
+    closest = [first] + unclear
+    last = order[-1]
+    if len(order) > 1 and last in clearly:
+        out.append(f"So the verdicts under {listing(closest)} rest on the images closest to those the network was "
+                   f"trained on and weigh most; those under {last}, whose images move furthest (by the mean, and "
+                   f"clearly more than under {first}), weigh least.")
+    else:
+        out.append("These images cannot tell the fills apart clearly enough to weigh one fill's verdicts above "
+                   "another's.")
     return " ".join(out)
 
 
