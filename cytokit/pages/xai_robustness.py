@@ -389,20 +389,31 @@ class Sizes:
 
 def sizes(chosen, subset, n_robust: int, n_imputed: int, n_layer_choice: int, seed: int = 0) -> Sizes:
     """Stratified subsets of the chapter's sample (``chosen``, its rows in order): ``n_robust`` images for the
-    settings, the chapter's ``subset`` reordered so its stratified first ``n_imputed`` serve imputation, and
-    ``n_layer_choice`` images outside the subset for Grad-CAM's layer choice."""
+    settings, the chapter's ``subset`` ordered class by class so that its first ``n_imputed`` serve imputation,
+    and ``n_layer_choice`` images outside the subset for Grad-CAM's layer choice."""
     rows = chosen.reset_index(drop=True)
     subset = np.asarray(subset, dtype=int)
-    first = subset[xai_images.subset(rows.iloc[subset], min(int(n_imputed), len(subset)), seed)]
-    ordered = np.concatenate([first, [i for i in subset if i not in set(first)]]).astype(int)
+    ordered = subset[class_by_class(rows["cls"].iloc[subset].to_numpy(), seed)]
     rest = np.array([i for i in range(len(rows)) if i not in set(subset)], dtype=int)
     if len(rest) < 2:
         raise ValueError(f"Grad-CAM's layer is chosen on images outside the subset: {len(rest)} of {len(rows)} "
                          "explained images are; explain more images or take a smaller subset")
     choice = rest[xai_images.subset(rows.iloc[rest], min(int(n_layer_choice), len(rest)), seed + 1)]
     robust = xai_images.subset(rows, min(int(n_robust), len(rows)), seed)
-    return Sizes(len(rows), tuple(int(i) for i in robust), tuple(int(i) for i in ordered), len(first),
-                 tuple(int(i) for i in choice))
+    return Sizes(len(rows), tuple(int(i) for i in robust), tuple(int(i) for i in ordered),
+                 min(int(n_imputed), len(subset)), tuple(int(i) for i in choice))
+
+
+def class_by_class(classes, seed: int = 0) -> np.ndarray:
+    """An order of positions that takes one image of each class in turn (classes and images in a seeded order):
+    any first k of it are as evenly spread over the classes as k allows."""
+    classes = np.asarray(classes)
+    rng = np.random.default_rng([seed, 2])
+    queues = [list(rng.permutation(np.flatnonzero(classes == c))) for c in rng.permutation(np.unique(classes))]
+    order = []
+    while any(queues):
+        order += [q.pop(0) for q in queues if q]
+    return np.array(order, dtype=int)
 
 
 @dataclass(frozen=True)
