@@ -109,7 +109,8 @@ def evidence(masks: bool, passes: tuple) -> pd.DataFrame:
                [-0.05, 0.05], "srg_p_value": 0.01, "faithfulness": "better" if ok else "no clear difference",
                "faithfulness_passes": ok}
         if masks:
-            row.update({"top_in_cell": 0.45, "chance": 0.25, "localisation": "better" if ok else "no clear difference",
+            row.update({"top_in_cell": 0.45, "chance": 0.25, "in_cell_minus_chance": 0.2,
+                        "in_cell_minus_chance_ci95": [0.1, 0.3], "localisation": "better" if ok else "no clear difference",
                         "localisation_passes": ok})
         checks = ("randomisation_passes", "faithfulness_passes") + (("localisation_passes",) if masks else ())
         row["checks_passed"] = sum(row[c] for c in checks)
@@ -334,3 +335,34 @@ def test_every_section_lands_in_metrics_json_under_its_name(tmp_path):
             "gradcam_layer", "robustness_sizes"} <= set(chapter.metrics)
     saved = json.loads(chapter.save_metrics().read_text())
     assert saved["robustness"]["holds_in"] == 2 and saved["gradcam_localisation"] is None
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_every_figure_has_a_title_and_titled_axes_and_draws_the_intervals():
+    from cytokit.pages.figures import xai_robustness as figs
+
+    every = {(c, k): BETTER for c in ("precision_weighted", "accuracy", "balanced_accuracy")
+             for k in ("predicted_vs_first", "predicted_vs_random")}
+    rng = np.random.default_rng(3)
+    summary = independent_summary()
+    figures = [figs.criterion_figure(xr.Criterion(criterion_table(every, all_high=True), 40)),
+               figs.layer_figure(xr.GradcamLayer(gradcam_layer.pick(evidence(True, (True, False)),
+                                                                    ["randomisation", "faithfulness",
+                                                                     "localisation"]), 40, 64)),
+               figs.robustness_figure(xr.Robustness(robustness_result((True, True, False)))),
+               figs.agreement_figure(xr.Robustness(robustness_result((True, True, False)))),
+               figs.fill_distance_figure(fills_step(fill_result({k: rng.uniform(0.5, 1, 8) for k in ("grey", "mean")}))),
+               figs.srg_figure(xr.CombinedScores(combined({}), xr.SRG_PAIRS)),
+               figs.independent_figure(xr.Independent(randomisation.IndependentRandomisation(summary, 40),
+                                                      "block1_relu2", summary))]
+    for fig in figures:
+        assert fig.layout.title.text
+        axes = [k for k in fig.layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]
+        titled = [k for k in axes if fig.layout[k].title.text]
+        assert {k[0] for k in titled} == {"x", "y"}, (fig.layout.title.text, axes, titled)
+        assert any(getattr(t, "error_y", None) is not None and t.error_y.array is not None
+                   or getattr(t, "error_x", None) is not None and t.error_x.array is not None for t in fig.data)
+    assert "all" in figures[0].layout.yaxis.ticktext  # the full image has its own tick
+    assert len(figures[1].data) == 2  # faithfulness and, with masks, localisation
