@@ -110,8 +110,8 @@ def evidence(masks: bool, passes: tuple) -> pd.DataFrame:
                "faithfulness_passes": ok}
         if masks:
             row.update({"top_in_cell": 0.45, "chance": 0.25, "in_cell_minus_chance": 0.2,
-                        "in_cell_minus_chance_ci95": [0.1, 0.3], "localisation": "better" if ok else "no clear difference",
-                        "localisation_passes": ok})
+                        "in_cell_minus_chance_ci95": [0.1, 0.3], "localisation_passes": ok,
+                        "localisation": "better" if ok else "no clear difference"})
         checks = ("randomisation_passes", "faithfulness_passes") + (("localisation_passes",) if masks else ())
         row["checks_passed"] = sum(row[c] for c in checks)
         rows.append(row)
@@ -178,8 +178,8 @@ def test_the_robustness_table_says_k_of_m_and_names_where_and_why_the_finding_fa
     facts = clean(xr.Robustness(robustness_result((True, True, False))))
     assert (facts["robustness_holds_in"], facts["robustness_settings_count"]) == (2, 3)
     text = facts["robustness_statement"]
-    assert "holds in 2 of 3 settings; not under SLIC, 45 segments (predicted − class 0: better; LIME − random: no " \
-           "clear difference)" in text
+    assert ("holds in 2 of 3 settings; not under SLIC, 45 segments (predicted − class 0: better; LIME − random: "
+            "no clear difference)") in text
     assert "holds in 1 of 1 settings." in clean(xr.Robustness(robustness_result((True,))))["robustness_statement"]
     assert set(facts["robustness"]) >= {"images", "holds_in", "verdicts", "agreement_with_study"}
 
@@ -234,7 +234,8 @@ def test_the_fills_are_ordered_by_how_little_they_change_what_the_model_sees_wit
     text = facts["fill_distance_statement"]
     assert "clearly less than under imputed and grey" in text
     assert "weigh most; those under grey, whose images move furthest" in text
-    assert "called ART or NIF: grey 100 % (90–100 %)" in text and "against 19 % (12–28 %) of the real images" in text
+    assert "called ART or NIF: grey 100 % (90–100 %)" in text
+    assert "against 19 % (12–28 %) of the real images" in text
     assert facts["fill_distance"]["order_by_shift"] == list(found.order)
 
 
@@ -353,7 +354,8 @@ def test_every_figure_has_a_title_and_titled_axes_and_draws_the_intervals():
                                                                      "localisation"]), 40, 64)),
                figs.robustness_figure(xr.Robustness(robustness_result((True, True, False)))),
                figs.agreement_figure(xr.Robustness(robustness_result((True, True, False)))),
-               figs.fill_distance_figure(fills_step(fill_result({k: rng.uniform(0.5, 1, 8) for k in ("grey", "mean")}))),
+               figs.fill_distance_figure(fills_step(fill_result({k: rng.uniform(0.5, 1, 8)
+                                                                 for k in ("grey", "mean")}))),
                figs.srg_figure(xr.CombinedScores(combined({}), xr.SRG_PAIRS)),
                figs.independent_figure(xr.Independent(randomisation.IndependentRandomisation(summary, 40),
                                                       "block1_relu2", summary))]
