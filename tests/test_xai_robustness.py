@@ -305,6 +305,16 @@ def test_fill_distance_solves_imputations_in_processes_alike_and_pairs_fills_ima
     assert (c.a, c.b, c.n) == ("imputed", "grey", 6) and c.difference == pytest.approx(shifts.mean())
 
 
+def test_the_spread_has_an_interval_on_three_images_though_some_resamples_draw_one_image_only():
+    from cytokit.xai.fill_distance import spread_interval
+
+    real = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    iv = spread_interval(real / 2, real, resamples=500, seed=1)
+    assert iv.estimate == pytest.approx(0.5) and iv.low == pytest.approx(0.5) and iv.high == pytest.approx(0.5)
+    wider = spread_interval(real * [[1.0], [2.0], [1.0]], real, resamples=500, seed=1)
+    assert np.isfinite([wider.low, wider.high]).all() and wider.low <= wider.estimate <= wider.high
+
+
 def test_hidden_masks_are_seeded_and_hide_the_share_asked():
     from cytokit.xai.fill_distance import hidden_mask, nearest_other
 
