@@ -368,3 +368,41 @@ def test_every_figure_has_a_title_and_titled_axes_and_draws_the_intervals():
                    or getattr(t, "error_x", None) is not None and t.error_x.array is not None for t in fig.data)
     assert "all" in figures[0].layout.yaxis.ticktext  # the full image has its own tick
     assert len(figures[1].data) == 2  # faithfulness and, with masks, localisation
+
+
+# --------------------------------------------------------------------------- every section on a toy network
+
+
+@pytest.mark.slow
+def test_every_section_runs_on_the_chapter_s_sample_and_never_explains_the_study_s_setting_again(monkeypatch):
+    keras = pytest.importorskip("keras")
+    from cytokit.models.network import build_cnn
+    from cytokit.xai import controls, explain
+    from cytokit.xai.sufficiency import sufficiency
+    from test_xai import grid_segments, toy_image
+
+    keras.utils.set_random_seed(0)
+    model = build_cnn(3, 32, bn_momentum=0.9)
+    images = [toy_image(i) for i in range(7)]
+    segments = [grid_segments()] * 7
+    y = np.arange(7) % 3
+    chosen = pd.DataFrame({"path": [f"{i}.jpg" for i in range(7)], "cls": [f"C{k}" for k in y]})
+    lime = explain.explain_all_labels(model, images, segments, ("predicted", "first"), None, 8, progress=False)
+    rankings = controls.random_rankings(segments, 0)
+    full = explain.full_probs(lime["predicted"])
+    results = {n: sufficiency(model, images, segments, r, y, ns=(1, 4, 8, "all"), class_names=["A", "B", "C"],
+                              full_probs=full, progress=False)
+               for n, r in (("predicted", lime["predicted"]), ("first", lime["first"]), ("random", rankings))}
+    explained = []
+    run_setting = robustness.run_setting
+    monkeypatch.setattr(robustness, "run_setting", lambda m, ims, s, *a, **k: explained.append(s.name) or
+                        run_setting(m, ims, s, *a, **k))
+    masks = [np.indices((32, 32)).max(axis=0) < 16] * 7  # the bright top-left quadrant is the "cell"
+    found = xr.robustness_sections(model, images, segments, y, ["A", "B", "C"], chosen, lime["predicted"],
+                                   lime["first"], rankings, results, subset=[0, 1, 2], n_robust=3, n_imputed=2,
+                                   n_layer_choice=2, lime_seeds=2, more_samples=12, cell_masks=masks, workers=1)
+    assert "study" not in explained and "LIME seed 1" in explained and "12 perturbations" in explained
+    assert set(found.sizes.choice).isdisjoint(found.sizes.subset) and found.localisation.images == 5
+    assert found.independent.result.images == 3 and found.combined.result.images["imputed"] == 2
+    assert found.robustness.result.images == 3 and found.fills.result.table["images"].eq(3).all()
+    clean(found)
