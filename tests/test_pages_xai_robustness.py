@@ -406,3 +406,5 @@ def test_every_section_runs_on_the_chapter_s_sample_and_never_explains_the_study
     assert found.independent.result.images == 3 and found.combined.result.images["imputed"] == 2
     assert found.robustness.result.images == 3 and found.fills.result.table["images"].eq(3).all()
     clean(found)
+    panel = xr.maps_beside_lime(model, images, segments, lime["predicted"], found.gradcam.layer, y, ["A", "B", "C"])
+    assert len(panel) == 3 and all(len(row) in (3, 4) and row[0].shape == (32, 32, 3) for row in panel.values())
