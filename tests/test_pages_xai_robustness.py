@@ -306,14 +306,16 @@ def test_the_subsets_keep_the_layer_choice_off_the_images_grad_cam_is_reported_o
     chosen = pd.DataFrame({"path": [f"{c}/{i}.jpg" for c in "ABCD" for i in range(10)],
                            "cls": [c for c in "ABCD" for _ in range(10)]})
     subset = np.arange(0, 40, 4)  # ten images
-    s = xr.sizes(chosen, subset, n_robust=20, n_imputed=4, n_layer_choice=12, seed=0)
+    s = xr.sizes(chosen, subset, n_robust=20, n_imputed=4, n_layer_choice=12, n_independent=6, seed=0)
     assert sorted(s.subset) == sorted(subset) and s.imputed == 4 and len(s.robust) == 20 and len(s.choice) == 12
+    assert s.independent == 6 and xr.sizes(chosen, subset, 20, 4, 12).independent == 10
     assert not set(s.choice) & set(subset) and len(set(s.robust)) == 20
     assert chosen["cls"].iloc[list(s.subset[:4])].nunique() == 4  # the imputed images are stratified too
     everything = xr.sizes(chosen, subset, n_robust=99, n_imputed=99, n_layer_choice=99)
     assert len(everything.robust) == 40 and everything.imputed == 10 and len(everything.choice) == 30
     facts = clean(s)
     assert "stratified subset of 20 of the 40 explained images" in facts["robustness_sizes_statement"]
+    assert "explains 6 of them again" in facts["robustness_sizes_statement"]
     with pytest.raises(ValueError, match="outside the subset"):
         xr.sizes(chosen, np.arange(39), 10, 2, 2)
 
@@ -400,10 +402,11 @@ def test_every_section_runs_on_the_chapter_s_sample_and_never_explains_the_study
     masks = [np.indices((32, 32)).max(axis=0) < 16] * 7  # the bright top-left quadrant is the "cell"
     found = xr.robustness_sections(model, images, segments, y, ["A", "B", "C"], chosen, lime["predicted"],
                                    lime["first"], rankings, results, subset=[0, 1, 2], n_robust=3, n_imputed=2,
-                                   n_layer_choice=2, lime_seeds=2, more_samples=12, cell_masks=masks, workers=1)
+                                   n_layer_choice=2, n_independent=2, lime_seeds=2, more_samples=12, cell_masks=masks,
+                                   workers=1)
     assert "study" not in explained and "LIME seed 1" in explained and "12 perturbations" in explained
     assert set(found.sizes.choice).isdisjoint(found.sizes.subset) and found.localisation.images == 5
-    assert found.independent.result.images == 3 and found.combined.result.images["imputed"] == 2
+    assert found.independent.result.images == 2 and found.combined.result.images["imputed"] == 2
     assert found.robustness.result.images == 3 and found.fills.result.table["images"].eq(3).all()
     clean(found)
     panel = xr.maps_beside_lime(model, images, segments, lime["predicted"], found.gradcam.layer, y, ["A", "B", "C"])

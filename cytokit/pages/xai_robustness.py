@@ -373,24 +373,27 @@ class Sizes:
 
     n_images: int
     robust: tuple  # the settings and the fills' distance
-    subset: tuple  # the combined score and the independent randomisation (the chapter's subset), imputed first
-    imputed: int  # how many of ``subset`` the combined score reads under imputation
+    subset: tuple  # the combined score (the chapter's subset), ordered class by class
+    imputed: int  # how many of ``subset``, the first, the combined score reads under imputation
     choice: tuple  # Grad-CAM's layer choice: images outside ``subset``
+    independent: int = 0  # how many of ``subset``, the first, the independent randomisation explains again
     KEYS: ClassVar[tuple[str, ...]] = ("robustness_sizes", "robustness_sizes_statement")
 
     def facts(self) -> dict:
         return {"robustness_sizes": {"explained": self.n_images, "robustness": len(self.robust),
                                      "fill_distance": len(self.robust), "combined_score": len(self.subset),
-                                     "combined_score_imputed": self.imputed, "independent": len(self.subset),
+                                     "combined_score_imputed": self.imputed, "independent": self.independent,
                                      "gradcam_layer_choice": len(self.choice)},
                 "robustness_sizes_statement": say.sizes(self.n_images, len(self.robust), len(self.subset),
-                                                        self.imputed, len(self.choice))}
+                                                        self.imputed, self.independent, len(self.choice))}
 
 
-def sizes(chosen, subset, n_robust: int, n_imputed: int, n_layer_choice: int, seed: int = 0) -> Sizes:
+def sizes(chosen, subset, n_robust: int, n_imputed: int, n_layer_choice: int, n_independent: int | None = None,
+          seed: int = 0) -> Sizes:
     """Stratified subsets of the chapter's sample (``chosen``, its rows in order): ``n_robust`` images for the
-    settings, the chapter's ``subset`` ordered class by class so that its first ``n_imputed`` serve imputation,
-    and ``n_layer_choice`` images outside the subset for Grad-CAM's layer choice."""
+    settings, the chapter's ``subset`` ordered class by class so that its first ``n_imputed`` serve imputation
+    and its first ``n_independent`` (default: all) the independent randomisation, and ``n_layer_choice`` images
+    outside the subset for Grad-CAM's layer choice."""
     rows = chosen.reset_index(drop=True)
     subset = np.asarray(subset, dtype=int)
     ordered = subset[class_by_class(rows["cls"].iloc[subset].to_numpy(), seed)]
@@ -401,7 +404,8 @@ def sizes(chosen, subset, n_robust: int, n_imputed: int, n_layer_choice: int, se
     choice = rest[xai_images.subset(rows.iloc[rest], min(int(n_layer_choice), len(rest)), seed + 1)]
     robust = xai_images.subset(rows, min(int(n_robust), len(rows)), seed)
     return Sizes(len(rows), tuple(int(i) for i in robust), tuple(int(i) for i in ordered),
-                 min(int(n_imputed), len(subset)), tuple(int(i) for i in choice))
+                 min(int(n_imputed), len(subset)), tuple(int(i) for i in choice),
+                 len(subset) if n_independent is None else min(int(n_independent), len(subset)))
 
 
 def class_by_class(classes, seed: int = 0) -> np.ndarray:
@@ -445,6 +449,7 @@ def _at(items, positions) -> list:
 
 def robustness_sections(model, images, segments, y_true, class_names, chosen, predicted, first, random_rankings,
                         sufficiency: dict, subset, n_robust: int, n_imputed: int, n_layer_choice: int,
+                        n_independent: int | None = None,
                         lime_seeds: int = 3, more_samples: int = 1000, seed: int = 0, cell_masks=None, cascade=None,
                         workers: int | None = None, progress: bool = False) -> XaiRobustness:
     """Every section on the chapter's sample, each on its subset (:func:`sizes`), reusing what the chapter made.
@@ -458,7 +463,7 @@ def robustness_sections(model, images, segments, y_true, class_names, chosen, pr
     """
     workers = int(workers or os.cpu_count() or 1)
     y_true = np.asarray(y_true)
-    sz = sizes(chosen, subset, n_robust, n_imputed, n_layer_choice, seed)
+    sz = sizes(chosen, subset, n_robust, n_imputed, n_layer_choice, n_independent, seed)
     labels = np.array([e.label for e in predicted])
     masks = None if cell_masks is None else list(cell_masks)
     crit = criterion(sufficiency, seed)
@@ -480,8 +485,9 @@ def robustness_sections(model, images, segments, y_true, class_names, chosen, pr
                                           seed=seed),
              "random": _at(random_rankings, s), "class 0": _at(first, s)}
     combined = combined_score(model, sub_images, sub_segments, ranks, labels[s], sz.imputed, seed, workers, progress)
-    alone = independent_randomisation(model, sub_images, sub_segments, _at(predicted, s), layer.layer, seed, cascade,
-                                      progress)
+    k = sz.independent
+    alone = independent_randomisation(model, sub_images[:k], sub_segments[:k], _at(predicted, s[:k]), layer.layer,
+                                      seed, cascade, progress)
     return XaiRobustness(sz, crit, layer, loc, robust, fill, combined, alone)
 
 

@@ -270,9 +270,11 @@ def independent(result, layer: str) -> str:
             "agreement with itself (depends on it), or at or above it (does not).")
 
 
-def sizes(n_images: int, robust: int, subset: int, imputed: int, choice: int) -> str:
+def sizes(n_images: int, robust: int, subset: int, imputed: int, independent: int, choice: int) -> str:
     """Which images each check of the robustness sections runs on."""
+    again = "all of them" if independent == subset else f"{independent:,} of them"
     return (f"The settings and the fills' distance run on a stratified subset of {robust:,} of the {n_images:,} "
-            f"explained images; the combined score and the independent randomisation on the chapter's subset of "
-            f"{subset:,} ({imputed:,} of them under imputation, which solves a linear system per point of each curve); "
-            f"Grad-CAM's layer is chosen on {choice:,} other explained images.")
+            f"explained images; the combined score on the chapter's subset of {subset:,} ({imputed:,} of them under "
+            "imputation, which solves a linear system per point of each curve); the independent randomisation "
+            f"explains {again} again with each layer randomised; Grad-CAM's layer is chosen on {choice:,} other "
+            "explained images.")
