@@ -230,15 +230,19 @@ def robustness(model, images, segments, y_true, class_names, predicted, first, r
                lime_seeds: int = 3, more_samples: int = 1000, seed: int = 0, progress: bool = False) -> Robustness:
     """The finding on these images in the study's setting (the chapter's ``predicted`` and ``first``
     explanations and ``random_rankings``, reused) and in each other setting: other LIME seeds,
-    ``more_samples`` perturbations, quickshift with a smaller and a larger kernel, SLIC."""
-    num_samples = {e.num_samples for e in predicted}
-    if len(num_samples) != 1 or any(e.label_mode != "predicted" for e in predicted):
-        raise ValueError("the study's setting needs LIME's explanations of the predicted class, one sample count")
+    ``more_samples`` perturbations, quickshift with a smaller and a larger kernel, SLIC.
+
+    Explanations of another class than the predicted one (a chapter run with ``label_mode="true"``)
+    cannot stand for the study's setting, which is then explained here.
+    """
+    samples = sorted({e.num_samples for e in predicted})
     mean_count = int(round(float(np.mean(counts(segments)))))
-    settings = settings_lib.study_settings(seed, num_samples.pop(), more_samples, lime_seeds, n_segments=mean_count)
-    study = settings_lib.SettingRun(settings[0], list(segments), list(predicted), list(first), list(random_rankings))
-    return Robustness(settings_lib.robustness(model, images, y_true, class_names, settings, {"study": study},
-                                              seed=seed, progress=progress))
+    settings = settings_lib.study_settings(seed, samples[0], more_samples, lime_seeds, n_segments=mean_count)
+    reusable = len(samples) == 1 and all(e.label_mode == "predicted" for e in predicted)
+    runs = {"study": settings_lib.SettingRun(settings[0], list(segments), list(predicted), list(first),
+                                             list(random_rankings))} if reusable else {}
+    return Robustness(settings_lib.robustness(model, images, y_true, class_names, settings, runs, seed=seed,
+                                              progress=progress))
 
 
 # --------------------------------------------------------------------------- 2. how far each fill leaves the data
