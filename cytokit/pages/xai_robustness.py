@@ -18,12 +18,13 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from cytokit.data import embedded, synthetic
 from cytokit.evaluation import statistics
 from cytokit.io import to_jsonable
 from cytokit.pages import words
 from cytokit.pages import xai_robustness_words as say
 from cytokit.xai import controls, criterion as criteria, fill_distance as distances, fills, gradcam, gradcam_layer
-from cytokit.xai import randomisation, robustness as settings_lib, srg
+from cytokit.xai import occlusion, randomisation, robustness as settings_lib, srg
 from cytokit.xai import images as xai_images
 from cytokit.xai.explain import image_seed
 from cytokit.xai.superpixels import counts
@@ -497,8 +498,6 @@ def robustness_sections(model, images, segments, y_true, class_names, chosen, pr
 
 def cell_masks(data_root, chosen) -> list | None:
     """The cell mask of every chosen image when the data are the embedded synthetic cells (None for real images)."""
-    from cytokit.data import embedded, synthetic
-
     if not embedded.is_synthetic(data_root):
         return None
     return [synthetic.masks(data_root, p)[0] for p in chosen["path"]]
@@ -508,8 +507,6 @@ def maps_beside_lime(model, images, segments, predicted, layer: str, y_true, cla
                      seed: int = 0) -> dict:
     """A few images of different classes: the image, LIME's top five superpixels, Grad-CAM on the chosen layer
     and on the last block (for :func:`cytokit.pages.figures.image_grid`)."""
-    from cytokit.xai import occlusion
-
     picks = xai_images.example_indices(y_true, k=k, seed=seed)
     last = gradcam.target_layer(model)
     labels = [predicted[i].label for i in picks]
