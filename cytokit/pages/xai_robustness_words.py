@@ -129,7 +129,7 @@ def layer_choice(choice, images: int, side: int) -> str:
     """Which layer Grad-CAM is read on, on what evidence, and what it fails when nothing passes every check."""
     checks = listing(choice.checks)
     where = (f"Grad-CAM is read on {choice.layer} ({choice.block}, a {side} × {side} map), chosen on {images:,} "
-             "images the page does not report it on")
+             "explained images outside the subset on which this page reads its combined score and its randomisation")
     if choice.passed:
         return (f"{where}: the finest convolution block whose map passes every check ({checks}; a check passes when "
                 "its interval and its test agree).")
