@@ -454,9 +454,9 @@ def _at(items, positions) -> list:
 
 def robustness_sections(model, images, segments, y_true, class_names, chosen, predicted, first, random_rankings,
                         sufficiency: dict, subset, n_robust: int, n_imputed: int, n_layer_choice: int,
-                        n_independent: int | None = None,
-                        lime_seeds: int = 3, more_samples: int = 1000, seed: int = 0, cell_masks=None, cascade=None,
-                        workers: int | None = None, progress: bool = False) -> XaiRobustness:
+                        n_independent: int | None = None, lime_seeds: int = 3, more_samples: int = 1000, seed: int = 0,
+                        cell_masks=None, cascade=None, workers: int | None = None,
+                        progress: bool = False) -> XaiRobustness:
     """Every section on the chapter's sample, each on its subset (:func:`sizes`), reusing what the chapter made.
 
     From the chapter: ``model`` (fed 250 px images), ``images`` and their quickshift
@@ -464,7 +464,9 @@ def robustness_sections(model, images, segments, y_true, class_names, chosen, pr
     LIME's ``predicted`` and ``first`` explanations and the ``random_rankings`` of every image,
     its grey-fill ``sufficiency`` results (``predicted``, ``first``, ``random``), its
     ``subset`` positions and, when it ran, its cascade's summary (``cascade``). On synthetic
-    cells, ``cell_masks`` (one per image) add Grad-CAM's localisation against chance.
+    cells, ``cell_masks`` (one per image, :func:`cell_masks`) add Grad-CAM's localisation against
+    chance. The profile's sizes: ``n_robust``, ``n_imputed``, ``n_layer_choice``, ``n_independent``;
+    ``lime_seeds`` and ``more_samples`` are the chapter's own.
     """
     workers = int(workers or os.cpu_count() or 1)
     y_true = np.asarray(y_true)
