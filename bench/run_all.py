@@ -29,8 +29,8 @@ import _common  # noqa: E402
 HERE = Path(__file__).resolve().parent
 #: Every benchmark's result, in the order of RESULTS.md. ``bench/<name>.py`` makes ``<name>``
 #: unless ``ELSEWHERE`` says how it is made.
-ORDER = ["pipeline", "cache", "augmentation", "training", "study_predict", "lime_speed", "xai_robustness", "scale",
-         "sim_to_real", "coverage", "book", "hostile", "training_gpu", "gpu_protocol"]
+ORDER = ["pipeline", "cache", "augmentation", "training", "study_predict", "lime_speed", "xai_robustness",
+         "xai_sections", "scale", "sim_to_real", "coverage", "book", "hostile", "training_gpu", "gpu_protocol"]
 #: Results that ``make bench`` does not make, and how each is made instead.
 ELSEWHERE = {
     "hostile": "`python bench/hostile.py --against CHECKOUT --against-name NAME` compares this checkout with "

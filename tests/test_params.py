@@ -6,7 +6,8 @@ from cytokit.book import parameters, runner
 @pytest.mark.parametrize("name,value", [
     ("epochs", -1), ("epochs", 0), ("epochs", 2.5), ("image_size", 16), ("n_images", 0),
     ("n_images", 1.5), ("bn_momentum", 1.0), ("learning_rate", 0), ("model_source", "mine"),
-    ("label_mode", "random"), ("max_trials", True), ("synth_difficulty", 2),
+    ("label_mode", "random"), ("max_trials", True), ("synth_difficulty", 2), ("n_robust", 1), ("n_imputed", 1),
+    ("n_independent", 0), ("n_layer_choice", 2.0),
 ])
 def test_bad_values_are_refused_with_the_rule(name, value):
     with pytest.raises(parameters.ParameterError, match=name):
@@ -15,7 +16,8 @@ def test_bad_values_are_refused_with_the_rule(name, value):
 
 @pytest.mark.parametrize("name,value", [
     ("epochs", 1), ("image_size", 32), ("image_size", 250), ("n_images", 1), ("n_images", 40),
-    ("bn_momentum", 0.99), ("learning_rate", 1e-5), ("label_mode", "first"), ("data_dir", None),
+    ("bn_momentum", 0.99), ("learning_rate", 1e-5), ("label_mode", "first"), ("data_dir", None), ("n_robust", 100),
+    ("n_imputed", 2), ("n_independent", 12), ("n_layer_choice", 40),
 ])
 def test_good_values_pass(name, value):
     parameters.check({name: value})

@@ -292,6 +292,21 @@ def test_gradcam_heatmap_in_unit_range_at_image_size():
         gradcam(model, imgs / np.float32(255), [3, 5])
 
 
+def test_gradcam_on_several_layers_in_one_pass_is_gradcam_on_each():
+    keras = pytest.importorskip("keras")
+    from cytokit.models.network import build_cnn
+    from cytokit.xai.gradcam import heatmaps, heatmaps_by_layer
+
+    keras.utils.set_random_seed(1)
+    model = build_cnn(21, 64)
+    imgs = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3)).astype(np.uint8)
+    layers = ["block1_relu2", "block3_relu2", "block4_relu2"]
+    together = heatmaps_by_layer(model, imgs, [3, 5, 0], layers, batch_size=2)
+    for layer in layers:
+        np.testing.assert_allclose(together[layer], heatmaps(model, imgs, [3, 5, 0], layer), atol=1e-5)
+        np.testing.assert_allclose(together[layer][1], gradcam(model, imgs[1], 5, layer_name=layer), atol=1e-5)
+
+
 def test_rank_by_heat_orders_by_mean_heat():
     seg = grid_segments(SIZE, 16)  # ids 0 1 / 2 3
     heat = np.zeros((SIZE, SIZE))

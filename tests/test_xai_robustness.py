@@ -98,6 +98,16 @@ def result_with(hits_by_n: dict, y, n_superpixels: int = 20, classes=3, seed=0) 
     return SufficiencyResult(ns, y, full, probs, np.full(len(y), n_superpixels), ["A", "B", "C"][:classes])
 
 
+def test_a_result_read_on_some_images_is_the_result_of_those_images():
+    y = np.array([0, 1, 2, 0, 1, 2])
+    whole = result_with({1: [1, 0, 1, 0, 1, 0], 5: [1] * 6}, y)
+    part = whole.take([1, 3, 4])
+    alone = result_with({1: [0, 0, 1], 5: [1] * 3}, y[[1, 3, 4]])
+    assert part.ns == alone.ns and np.array_equal(part.y_true, alone.y_true)
+    assert all(np.array_equal(part.predictions(n), alone.predictions(n)) for n in part.ns)
+    np.testing.assert_array_equal(part.per_image_accuracy(), alone.per_image_accuracy())
+
+
 def test_balanced_accuracy_is_scikit_learns():
     from sklearn.metrics import balanced_accuracy_score
 
@@ -276,6 +286,33 @@ def test_fill_distance_measures_and_their_real_reference(small_model):
     assert found.excess[("grey", 1.0)].b == "real" and found.absorbers == ("ART",)
     facts = json.loads(json.dumps(found.facts()))
     assert set(facts["by_fill"]) == {"grey", "blur"} and set(facts["by_fill"]["grey"]) == {"0.5", "1"}
+
+
+def test_fill_distance_solves_imputations_in_processes_alike_and_pairs_fills_image_by_image(small_model):
+    from cytokit.xai import fill_distance as fd
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (SIZE, SIZE, 3)).astype(np.uint8) for _ in range(6)]
+    segs, y = [grid_segments()] * 6, np.arange(6) % 3
+    args = (small_model, images, segs, y, ["ART", "B", "C"])
+    serial = fd.fill_distance(*args, kinds=("grey", "imputed"), shares=(0.5,), resamples=100, progress=False)
+    pooled = fd.fill_distance(*args, kinds=("grey", "imputed"), shares=(0.5,), resamples=100, workers=2,
+                              progress=False)
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(serial.table, pooled.table)
+    c = serial.paired("imputed", "grey")
+    shifts = serial.per_image[("imputed", 0.5)]["shift"] - serial.per_image[("grey", 0.5)]["shift"]
+    assert (c.a, c.b, c.n) == ("imputed", "grey", 6) and c.difference == pytest.approx(shifts.mean())
+
+
+def test_the_spread_has_an_interval_on_three_images_though_some_resamples_draw_one_image_only():
+    from cytokit.xai.fill_distance import spread_interval
+
+    real = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    iv = spread_interval(real / 2, real, resamples=500, seed=1)
+    assert iv.estimate == pytest.approx(0.5) and iv.low == pytest.approx(0.5) and iv.high == pytest.approx(0.5)
+    wider = spread_interval(real * [[1.0], [2.0], [1.0]], real, resamples=500, seed=1)
+    assert np.isfinite([wider.low, wider.high]).all() and wider.low <= wider.estimate <= wider.high
 
 
 def test_hidden_masks_are_seeded_and_hide_the_share_asked():

@@ -122,6 +122,13 @@ RULES = {
     "n_subset": _int_at_least(2),
     "lime_seeds": _int_at_least(2, 20),
     "more_samples": _int_at_least(2, 100_000),
+    # chapter 06's robustness sections: images for the settings and the fills' distance; of the subset, images read
+    # under imputation by the combined score and explained again by the independent randomisation; images Grad-CAM's
+    # layer is chosen on (paired intervals need two)
+    "n_robust": _int_at_least(2),
+    "n_imputed": _int_at_least(2),
+    "n_independent": _int_at_least(2),
+    "n_layer_choice": _int_at_least(2),
     "xai_split": _one_of("train", "val", "test", "all"),
     "num_samples": _int_at_least(2),
     "cache_images": _cache(),

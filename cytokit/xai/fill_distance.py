@@ -25,7 +25,7 @@ superpixels for every fill (1.0 hides everything: the fully filled image).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -99,7 +99,12 @@ def nearest_other(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
 def spread_interval(filled: np.ndarray, real: np.ndarray, resamples: int = statistics.RESAMPLES,
                     seed: int = 0) -> statistics.Interval:
     """Mean pairwise distance among filled images over that among their originals, images resampled together
-    (undefined, NaN, for fewer than two images)."""
+    (undefined, NaN, for fewer than two images).
+
+    A percentile bootstrap drawn here rather than by ``scipy.stats.bootstrap``: a resample that
+    draws one image only has no pairs, so its ratio is undefined and is left out (on a handful of
+    images one resample in a few dozen is such; scipy would turn the whole interval into NaN).
+    """
     if len(filled) < 2:
         return statistics.Interval(float("nan"), float("nan"), float("nan"))
     df, dr = cdist(filled, filled), cdist(real, real)
@@ -108,9 +113,12 @@ def spread_interval(filled: np.ndarray, real: np.ndarray, resamples: int = stati
         idx = np.atleast_2d(idx)
         c = np.zeros(idx.shape)
         np.add.at(c, (np.arange(len(idx))[:, None], idx), 1)
-        return np.einsum("bi,ij,bj->b", c, df, c) / np.einsum("bi,ij,bj->b", c, dr, c)
+        top, bottom = np.einsum("bi,ij,bj->b", c, df, c), np.einsum("bi,ij,bj->b", c, dr, c)
+        return np.divide(top, bottom, out=np.full(len(idx), np.nan), where=bottom > 0)
 
-    low, high = statistics.bootstrap_images(ratio, len(filled), resamples, seed)
+    draws = ratio(np.random.default_rng(seed).integers(0, len(filled), (int(resamples), len(filled))))
+    alpha = (1 - statistics.CONFIDENCE) / 2
+    low, high = np.nanquantile(draws, [alpha, 1 - alpha])
     return statistics.Interval(float(ratio(np.arange(len(filled)))[0]), float(low), float(high))
 
 
@@ -123,6 +131,13 @@ class FillDistance:
     real: dict  # the real images' own level: distance and absorption (value, ci95)
     between_class: float
     absorbers: tuple
+    per_image: dict = field(default_factory=dict)  # (fill, share) -> {"distance": (N,), "shift": (N,)}
+
+    def paired(self, a: str, b: str, share: float = 0.5, measure: str = "shift") -> statistics.Comparison:
+        """Fill ``a`` minus fill ``b`` in ``measure`` (distance or shift) over the same images and hidden
+        superpixels: negative when ``a`` stays closer."""
+        x, y = self.per_image[(a, share)][measure], self.per_image[(b, share)][measure]
+        return statistics.paired_mean_difference(x, y, (a, b), measure)
 
     def closest(self, share: float = 0.5, measure: str = "shift") -> list[str]:
         """The fills from the least to the most changed by ``measure`` at one hidden share (spread: largest first)."""
@@ -152,12 +167,35 @@ def _rate(hits) -> tuple[float, float, float]:
 
 def fill_distance(model, images: Sequence[np.ndarray], segments_list: Sequence[np.ndarray], y_true,
                   class_names: Sequence[str], kinds=fills.FILLS, shares=SHARES, absorbers=ABSORBERS, seed: int = 0,
-                  resamples: int = statistics.RESAMPLES, progress: bool = True) -> FillDistance:
+                  resamples: int = statistics.RESAMPLES, workers: int = 1, progress: bool = True) -> FillDistance:
     """Every measure of every fill at every hidden share, beside the real images' own level.
 
     The hidden superpixels of image ``i`` at a share are the same for every fill (seeded
     ``image_seed(seed, i)`` and the share), so the fills are compared on the same masks.
+    With ``workers`` > 1 the imputations are solved in that many processes.
     """
+    pool = fills.processes(workers) if workers > 1 and set(kinds) & fills.MASK_DEPENDENT else None
+    try:
+        return _fill_distance(model, images, segments_list, y_true, class_names, kinds, shares, absorbers, seed,
+                              resamples, pool, progress)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _filled(images, segments_list, kind: str, share: float, seed: int, pool) -> list[np.ndarray]:
+    """Every image under ``kind`` with its seeded ``share`` of superpixels hidden (imputations in ``pool``)."""
+    masks = [hidden_mask(seg, share, image_seed(seed, i)) for i, seg in enumerate(segments_list)]
+    if pool is None or kind not in fills.MASK_DEPENDENT:
+        return [fills.fill(im, seg, m, kind, seed=image_seed(seed, i))
+                for i, (im, seg, m) in enumerate(zip(images, segments_list, masks))]
+    futures = [fills.submit_imputations(im, [m], image_seed(seed, i), fills.NOISE, pool)[0]
+               for i, (im, m) in enumerate(zip(images, masks))]
+    return [f.result() for f in futures]
+
+
+def _fill_distance(model, images, segments_list, y_true, class_names, kinds, shares, absorbers, seed, resamples, pool,
+                   progress) -> FillDistance:
     y = np.asarray(y_true)
     extractor = feature_model(model)
     real = features(extractor, images)
@@ -171,12 +209,10 @@ def fill_distance(model, images: Sequence[np.ndarray], segments_list: Sequence[n
     real_distance = nearest_other(real, real) / scale
     iv = statistics.mean_interval(real_distance)
     real_rate = _rate(absorbed(real))
-    rows, excess = [], {}
+    rows, excess, per_image = [], {}, {}
     for kind in progress_bar(kinds, enabled=progress, desc="fill distance", leave=False):
         for share in shares:
-            filled = [fills.fill(im, seg, hidden_mask(seg, share, image_seed(seed, i)), kind, seed=image_seed(seed, i))
-                      for i, (im, seg) in enumerate(zip(images, segments_list))]
-            feats = features(extractor, filled)
+            feats = features(extractor, _filled(images, segments_list, kind, share, seed, pool))
             distance = nearest_other(feats, real) / scale
             shift = np.linalg.norm(feats - real, axis=1) / scale
             found = {"distance": statistics.mean_interval(distance),
@@ -185,11 +221,12 @@ def fill_distance(model, images: Sequence[np.ndarray], segments_list: Sequence[n
                      "absorbed": statistics.Interval(*_rate(absorbed(feats)))}
             excess[(kind, share)] = statistics.paired_mean_difference(distance, real_distance, (kind, "real"),
                                                                       "distance to the data")
-            row = {"fill": kind, "share": share, "images": len(filled)}
+            per_image[(kind, share)] = {"distance": distance, "shift": shift}
+            row = {"fill": kind, "share": share, "images": len(feats)}
             for m, v in found.items():
                 row.update({m: v.estimate, f"{m}_low": v.low, f"{m}_high": v.high})
             rows.append(row)
     return FillDistance(pd.DataFrame(rows).set_index(["fill", "share"]), excess,
                         {"distance": {"value": iv.estimate, "ci95": iv.as_list()},
                          "absorbed": {"value": real_rate[0], "ci95": list(real_rate[1:])}},
-                        scale, tuple(c for c in absorbers if c in class_names))
+                        scale, tuple(c for c in absorbers if c in class_names), per_image)

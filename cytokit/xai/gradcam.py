@@ -40,25 +40,28 @@ def _is_softmax_dense(layer) -> bool:
     return type(layer).__name__ == "Dense" and getattr(act, "__name__", "") == "softmax"
 
 
-def cam_model(model, layer_name: str | None = None):
-    """A functional model image -> (feature map, input of the last layer), sharing the weights.
+def cam_model(model, layer_name=None):
+    """A functional model image -> (feature map(s), input of the last layer), sharing the weights.
 
-    A Sequential model has no addressable intermediate tensors once built, so it is
-    re-wired: its layers are called again on a new Input. The last layer is left out so
-    that :func:`gradcam` can take the class score before the softmax.
+    ``layer_name`` is one layer (the output is ``[feature, penultimate]``) or a list of
+    layers (``[feature of each, ..., penultimate]``): one forward pass serves them all. A
+    Sequential model has no addressable intermediate tensors once built, so it is re-wired:
+    its layers are called again on a new Input. The last layer is left out so that
+    :func:`gradcam` can take the class score before the softmax.
     """
     import keras
 
-    name = target_layer(model, layer_name)
+    names = [target_layer(model, n) for n in ([layer_name] if layer_name is None or isinstance(layer_name, str)
+                                              else layer_name)]
     if isinstance(model, keras.Sequential):
         inputs = keras.Input(shape=model.input_shape[1:])
-        x, feature = inputs, None
+        x, features = inputs, {}
         for layer in model.layers[:-1]:
             x = layer(x)
-            if layer.name == name:
-                feature = x
-        return keras.Model(inputs, [feature, x])
-    return keras.Model(model.inputs, [model.get_layer(name).output, model.layers[-1].input])
+            if layer.name in names:
+                features[layer.name] = x
+        return keras.Model(inputs, [features[n] for n in names] + [x])
+    return keras.Model(model.inputs, [model.get_layer(n).output for n in names] + [model.layers[-1].input])
 
 
 def gradcam(model, images_uint8: np.ndarray, class_index, layer_name: str | None = None,
@@ -73,31 +76,43 @@ def gradcam(model, images_uint8: np.ndarray, class_index, layer_name: str | None
     maximum; a map with no positive evidence is all zeros. Pass a prebuilt ``cam``
     (:func:`cam_model`) to avoid re-wiring the model for every batch.
     """
+    x = np.asarray(images_uint8)
+    single = x.ndim == 3
+    cam = cam if cam is not None else cam_model(model, layer_name)
+    heat = gradcam_layers(model, x[None] if single else x, class_index, [layer_name], use_logits, cam)[layer_name]
+    return heat[0] if single else heat
+
+
+def gradcam_layers(model, images_uint8: np.ndarray, class_index, layer_names, use_logits: bool = True,
+                   cam=None) -> dict:
+    """:func:`gradcam` of a batch on each of ``layer_names`` from one forward and one backward pass:
+    ``{layer name: (N, H, W) heatmaps}``; ``cam`` is ``cam_model(model, layer_names)`` when given."""
     import tensorflow as tf
 
     x = np.asarray(images_uint8)
     if x.dtype != np.uint8:
         raise TypeError(f"gradcam takes uint8 images, as the pipeline reads them; got {x.dtype}")
     x = x.astype(np.float32)  # exact: the network's first layer scales 0..255 itself
-    single = x.ndim == 3
-    x = x[None] if single else x
+    names = list(layer_names)
     classes = np.broadcast_to(np.asarray(class_index, dtype=np.int32), (len(x),))
-    cam = cam if cam is not None else cam_model(model, layer_name)
+    cam = cam if cam is not None else cam_model(model, names)
     last = model.layers[-1]
     with tf.GradientTape() as tape:
-        feature, penultimate = cam(x, training=False)
+        *features, penultimate = cam(x, training=False)
         if use_logits and _is_softmax_dense(last):
             scores = tf.matmul(penultimate, last.kernel) + last.bias
         else:
             scores = last(penultimate, training=False)
         chosen = tf.gather(scores, classes, axis=1, batch_dims=1)
-    grads = tape.gradient(chosen, feature)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    heat = tf.nn.relu(tf.reduce_sum(weights * feature, axis=-1))[..., None]
-    heat = tf.image.resize(heat, x.shape[1:3], method="bilinear")[..., 0].numpy()
-    peak = heat.reshape(len(x), -1).max(axis=1).reshape(-1, 1, 1)
-    heat = np.divide(heat, peak, out=np.zeros_like(heat), where=peak > 0).clip(0, 1)
-    return heat[0] if single else heat
+    grads = tape.gradient(chosen, features)
+    out = {}
+    for name, feature, grad in zip(names, features, grads):
+        weights = tf.reduce_mean(grad, axis=(1, 2), keepdims=True)
+        heat = tf.nn.relu(tf.reduce_sum(weights * feature, axis=-1))[..., None]
+        heat = tf.image.resize(heat, x.shape[1:3], method="bilinear")[..., 0].numpy()
+        peak = heat.reshape(len(x), -1).max(axis=1).reshape(-1, 1, 1)
+        out[name] = np.divide(heat, peak, out=np.zeros_like(heat), where=peak > 0).clip(0, 1)
+    return out
 
 
 def rank_by_heat(heatmap: np.ndarray, segments: np.ndarray, seed: int | None = None) -> np.ndarray:
@@ -120,13 +135,23 @@ def rank_by_heat(heatmap: np.ndarray, segments: np.ndarray, seed: int | None = N
 def heatmaps(model, images_uint8, class_indices, layer_name: str | None = None, batch_size: int = 64,
              progress: bool = False) -> np.ndarray:
     """(N, H, W) Grad-CAM heatmaps of many images, made ``batch_size`` at a time with one re-wired model."""
-    cam = cam_model(model, layer_name)
+    return heatmaps_by_layer(model, images_uint8, class_indices, [layer_name], batch_size, progress)[layer_name]
+
+
+def heatmaps_by_layer(model, images_uint8, class_indices, layer_names, batch_size: int = 64,
+                      progress: bool = False) -> dict:
+    """``{layer: (N, H, W) heatmaps}`` of many images on several layers, one forward and backward pass per batch
+    serving every layer (a pass per layer would cost as many passes as layers)."""
+    names = list(layer_names)
+    cam = cam_model(model, names)
     classes = np.asarray(class_indices)
-    out = []
+    out = {name: [] for name in names}
     for start in progress_bar(range(0, len(images_uint8), batch_size), enabled=progress, desc="Grad-CAM", leave=False):
         stop = min(start + batch_size, len(images_uint8))
-        out.append(gradcam(model, np.stack(images_uint8[start:stop]), classes[start:stop], layer_name, cam=cam))
-    return np.concatenate(out) if out else np.zeros((0, 0, 0), np.float32)
+        found = gradcam_layers(model, np.stack(images_uint8[start:stop]), classes[start:stop], names, cam=cam)
+        for name in names:
+            out[name].append(found[name])
+    return {name: np.concatenate(h) if h else np.zeros((0, 0, 0), np.float32) for name, h in out.items()}
 
 
 def rankings(model, images_uint8, segments_list, class_indices, layer_name: str | None = None,

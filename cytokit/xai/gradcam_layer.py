@@ -132,7 +132,7 @@ def choose_layer(model, images, segments_list, labels, cell_masks=None, steps: i
     labels = np.asarray(labels)
     rand = randomisation.summarise(
         randomisation.gradcam_check(model, images, segments_list, labels, layers, progress=progress))
-    heat = {layer: gradcam.heatmaps(model, images, labels, layer) for layer in layers}
+    heat = gradcam.heatmaps_by_layer(model, images, labels, layers)
     rankings = {layer: [gradcam.rank_by_heat(h, s, image_seed(seed, i)) for i, (h, s) in
                         enumerate(zip(heat[layer], segments_list))] for layer in layers}
     rankings["random"] = controls.random_rankings(segments_list, seed)

@@ -225,13 +225,21 @@ def superpixel_heat(heatmap: np.ndarray, segments: np.ndarray) -> dict:
 def gradcam_heat(model, images_uint8, segments_list, class_indices, layer_name: str | None = None,
                  batch_size: int = 64) -> list[dict]:
     """Per image, the mean Grad-CAM heat of each superpixel for ``class_indices`` (:func:`superpixel_heat`)."""
-    cam = gradcam.cam_model(model, layer_name)
+    return gradcam_heat_layers(model, images_uint8, segments_list, class_indices, [layer_name], batch_size)[layer_name]
+
+
+def gradcam_heat_layers(model, images_uint8, segments_list, class_indices, layer_names,
+                        batch_size: int = 64) -> dict[str, list[dict]]:
+    """:func:`gradcam_heat` on each of ``layer_names``, one forward and backward pass per batch for them all."""
+    names = list(layer_names)
+    cam = gradcam.cam_model(model, names)
     classes = np.asarray(class_indices)
-    out = []
+    out = {name: [] for name in names}
     for start in range(0, len(images_uint8), batch_size):
         stop = min(start + batch_size, len(images_uint8))
-        heat = gradcam.gradcam(model, np.stack(images_uint8[start:stop]), classes[start:stop], layer_name, cam=cam)
-        out += [superpixel_heat(h, segments_list[i]) for h, i in zip(heat, range(start, stop))]
+        heat = gradcam.gradcam_layers(model, np.stack(images_uint8[start:stop]), classes[start:stop], names, cam=cam)
+        for name in names:
+            out[name] += [superpixel_heat(h, segments_list[i]) for h, i in zip(heat[name], range(start, stop))]
     return out
 
 
@@ -457,15 +465,15 @@ def gradcam_check(model, images_uint8, segments_list, labels, layers: Sequence[s
     if order not in ORDERS:
         raise ValueError(f"order must be one of {sorted(ORDERS)}; got {order!r}")
     labels = [int(v) for v in labels]
-    trained = {layer: gradcam_heat(model, images_uint8, segments_list, labels, layer) for layer in layers}
+    trained = gradcam_heat_layers(model, images_uint8, segments_list, labels, layers)
+    again = gradcam_heat_layers(model, images_uint8, segments_list, labels, layers)
     rows = []
     for layer in layers:
-        again = gradcam_heat(model, images_uint8, segments_list, labels, layer)
-        rows += _rows(BASELINE, 0, f"Grad-CAM {layer}", trained[layer], again)
+        rows += _rows(BASELINE, 0, f"Grad-CAM {layer}", trained[layer], again[layer])
     steps = progress_bar(ORDERS[order](model, randomisation_seed), enabled=progress,
                          total=len(cascade_steps(model)), desc=f"Grad-CAM randomisation ({order})", leave=False)
     for k, (name, randomised) in enumerate(steps, start=1):
+        heat = gradcam_heat_layers(randomised, images_uint8, segments_list, labels, layers)
         for layer in layers:
-            heat = gradcam_heat(randomised, images_uint8, segments_list, labels, layer)
-            rows += _rows(name, k, f"Grad-CAM {layer}", trained[layer], heat)
+            rows += _rows(name, k, f"Grad-CAM {layer}", trained[layer], heat[layer])
     return pd.DataFrame(rows, columns=COLUMNS)

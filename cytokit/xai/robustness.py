@@ -142,12 +142,14 @@ def agreement_with(base: SettingRun, other: SettingRun, k: int = TOP_K) -> dict[
             "pixel_agreement": pixels, "pixel_chance": shares}
 
 
-def mean_where_defined(values) -> statistics.Interval:
-    """The mean over the images with a value; undefined (NaN, 0 images) where none has one, as feature
-    agreement between two segmentations, which share no superpixels."""
+def mean_where_defined(values, bounds: tuple | None = None) -> statistics.Interval:
+    """The mean over the images with a value, its interval cut to ``bounds``; undefined (NaN, 0 images) where
+    none has one, as feature agreement between two segmentations, which share no superpixels."""
     values = np.asarray(values, dtype=float)
     defined = values[np.isfinite(values)]
-    return statistics.mean_interval(defined) if len(defined) else statistics.Interval(*[float("nan")] * 3, 0)
+    if not len(defined):
+        return statistics.Interval(*[float("nan")] * 3, 0)
+    return statistics.mean_interval(defined, bounds=bounds)
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,7 @@ def robustness(model, images, y_true, class_names, settings: Sequence[Setting], 
         found = agreement_with(base, runs[s.name], k)
         row = {"setting": s.name}
         for key, values in found.items():
-            iv = mean_where_defined(values)
+            iv = mean_where_defined(values, (-1, 1) if key == "spearman" else (0, 1))
             row.update({key: iv.estimate, f"{key}_low": iv.low, f"{key}_high": iv.high, f"{key}_images": iv.n})
         agree.append(row)
     return RobustnessResult(pd.DataFrame(rows).set_index("setting"), pd.DataFrame(agree).set_index("setting"),

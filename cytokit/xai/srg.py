@@ -13,6 +13,7 @@ ranking (whose two orders are alike), below 0 for a ranking that has it backward
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -29,6 +30,8 @@ from cytokit.xai.occlusion import batch_size_of, classifier, predict_stream, ran
 from cytokit.xai.sufficiency import full_probabilities
 
 ORDERS = ("MIF", "LIF")
+#: Images whose imputations are queued ahead of the one being predicted.
+LOOKAHEAD = 2
 
 
 def removal_curves(model, images, segments_list, rankings_by_method: dict, labels, fill: str = "grey",
@@ -40,7 +43,9 @@ def removal_curves(model, images, segments_list, rankings_by_method: dict, label
     ``fraction`` and ``prob`` (the probability of ``labels[i]``). The end points are shared by
     every method: nothing removed is the full image, everything removed the fully filled one.
     Image ``i``'s fill is seeded ``image_seed(seed, i)`` (the imputation's noise); with
-    ``workers`` > 1 the imputations run in that many processes (:func:`cytokit.xai.fills.fill_many`).
+    ``workers`` > 1 the imputations run in that many processes, :data:`LOOKAHEAD` images queued
+    ahead so that the processes solve while the model predicts (solving and predicting by turns
+    left each idle half the time).
     """
     fills.check_kind(fill)
     predict = classifier(model, batch_size or 256)
@@ -50,22 +55,38 @@ def removal_curves(model, images, segments_list, rankings_by_method: dict, label
     counts = [len(np.unique(s)) for s in segments_list]
     pool = fills.processes(workers) if workers > 1 and fill in fills.MASK_DEPENDENT else None
 
+    def masks_of(i):
+        keys, masks = [(i, None, None, counts[i])], [np.zeros(np.shape(segments_list[i]), bool)]
+        for method, rankings in rankings_by_method.items():
+            ranks = rank_map(segments_list[i], rankings[i])
+            for m in curve_points(counts[i], steps)[1:-1]:
+                keys += [(i, method, "MIF", m), (i, method, "LIF", m)]
+                masks += [ranks >= m, ranks < counts[i] - m]
+        return keys, masks
+
     def items():
-        for i in progress_bar(range(len(images)), enabled=progress, desc=f"SRG ({fill})", leave=False):
-            keys, masks = [(i, None, None, counts[i])], [np.zeros(np.shape(segments_list[i]), bool)]
-            for method, rankings in rankings_by_method.items():
-                ranks = rank_map(segments_list[i], rankings[i])
-                for m in curve_points(counts[i], steps)[1:-1]:
-                    keys += [(i, method, "MIF", m), (i, method, "LIF", m)]
-                    masks += [ranks >= m, ranks < counts[i] - m]
-            yield from zip(keys, fills.fill_many(images[i], segments_list[i], masks, fill, image_seed(seed, i),
-                                                 executor=pool))
+        order = progress_bar(range(len(images)), enabled=progress, desc=f"SRG ({fill})", leave=False)
+        if pool is None:
+            for i in order:
+                keys, masks = masks_of(i)
+                yield from zip(keys, fills.fill_many(images[i], segments_list[i], masks, fill, image_seed(seed, i)))
+            return
+        ahead = deque()  # images whose imputations are queued: the processes work while the caller predicts
+        for i in order:
+            keys, masks = masks_of(i)
+            ahead.append((keys, fills.submit_imputations(images[i], masks, image_seed(seed, i), fills.NOISE, pool)))
+            if len(ahead) > LOOKAHEAD:
+                keys, futures = ahead.popleft()
+                yield from zip(keys, (f.result() for f in futures))
+        while ahead:
+            keys, futures = ahead.popleft()
+            yield from zip(keys, (f.result() for f in futures))
 
     try:
         probs = predict_stream(predict, items(), bs)
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
     rows = []
     for i, s in enumerate(counts):
         for method in rankings_by_method:

@@ -146,6 +146,13 @@ class SufficiencyResult:
     n_superpixels: np.ndarray
     class_names: list
 
+    def take(self, idx) -> SufficiencyResult:
+        """The same result on the images at positions ``idx`` only (a subset explained once, read again)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        probs = {n: p[idx] for n, p in self.probs.items()}
+        return SufficiencyResult(list(self.ns), self.y_true[idx], self.full[idx], probs,
+                                 np.asarray(self.n_superpixels)[idx], list(self.class_names))
+
     # ---- raw material
     @property
     def full_pred(self) -> np.ndarray:
