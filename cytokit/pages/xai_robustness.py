@@ -21,6 +21,8 @@ import pandas as pd
 from cytokit.data import embedded, synthetic
 from cytokit.evaluation import statistics
 from cytokit.io import to_jsonable
+from cytokit.pages.xai import Explanations, FillSufficiency, XaiSample
+from cytokit.pages.xai_checks import Randomisation
 from cytokit.pages import words
 from cytokit.pages import xai_robustness_words as say
 from cytokit.xai import controls, criterion as criteria, fill_distance as distances, fills, gradcam, gradcam_layer
@@ -521,3 +523,16 @@ def maps_beside_lime(model, images, segments, predicted, layer: str, y_true, cla
             row.append(xai_images.heat_overlay(images[i], heat[last][j]))
         panel[f"{class_names[y_true[i]]} #{j + 1} (explained: {class_names[labels[j]]})"] = row
     return panel
+
+
+def chapter_sections(sample: XaiSample, lime: Explanations, suff: FillSufficiency, cascade: Randomisation,
+                     n_robust: int, n_imputed: int, n_layer_choice: int, n_independent: int | None,
+                     lime_seeds: int, more_samples: int, seed: int = 0) -> XaiRobustness:
+    """Every robustness section on chapter 06's own sample, explanations, grey-fill results and cascade."""
+    grey = suff.results["grey"]
+    return robustness_sections(
+        sample.model, list(sample.images), list(sample.segments), sample.y_true, list(sample.class_names),
+        sample.chosen, list(lime.lime), list(lime.first), list(lime.random),
+        {"predicted": grey["top"], "first": grey["first"], "random": grey["random"]}, sample.subset,
+        n_robust, n_imputed, n_layer_choice, n_independent, lime_seeds, more_samples, seed,
+        cell_masks=cell_masks(sample.data_dir, sample.chosen), cascade=cascade.summary)
