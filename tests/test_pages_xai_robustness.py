@@ -45,6 +45,8 @@ def clean(result) -> dict:
     for name in ("table", "counts", "agreement", "verdicts"):
         if hasattr(result, name):
             table = getattr(result, name)()
+            if table is None:  # nothing to show (the sentence says why)
+                continue
             assert not table.isna().any().any(), (name, table)
             assert not any(RAW.search(str(v)) for v in table.to_numpy().ravel()), (name, table)
     return facts
@@ -131,6 +133,7 @@ def test_the_layer_s_sentence_says_which_checks_it_passed_or_which_it_fails(mask
 
 
 def test_localisation_is_said_against_chance_on_cells_with_masks_and_said_unavailable_on_real_images():
+    assert xr.Localisation(None, 40).table() is None  # no empty table on a page of real images
     real = clean(xr.Localisation(None, 40))
     assert real["gradcam_localisation"] is None and "no cell masks" in real["gradcam_localisation_statement"]
     rows = {"Grad-CAM on block1_relu2 (chosen)": (0.45, 0.25, comparison(0.2, 0.12, 0.28, test="exact")),

@@ -141,9 +141,11 @@ class Localisation:
     images: int
     KEYS: ClassVar[tuple[str, ...]] = ("gradcam_localisation", "gradcam_localisation_statement")
 
-    def table(self) -> pd.DataFrame:
+    def table(self) -> pd.DataFrame | None:
+        """Hits against chance per ranking; None without masks (a cell showing None shows nothing, the sentence
+        says why)."""
         if not self.rows:
-            return pd.DataFrame()
+            return None
         return pd.DataFrame({"top superpixel in the cell": [f"{100 * h:.0f} %" for h, _, _ in self.rows.values()],
                              "chance": [f"{100 * c:.0f} %" for _, c, _ in self.rows.values()],
                              "difference": [say.difference(c, 2) for _, _, c in self.rows.values()]},
