@@ -258,3 +258,21 @@ def test_chapter_6s_verdicts_are_read_under_every_fill_and_a_missing_one_is_refu
     write(tmp_path, "06_xai", metrics)
     with pytest.raises(fp.FindingsError, match="fills.mean.differences.top_minus_bottom"):
         fp.load(tmp_path)
+
+
+def test_the_finding_s_robustness_is_said_when_chapter_6_ran_its_sections(tmp_path):
+    metrics = {**xai_metrics(), "robustness_sizes": {"robustness": 100}, "robustness_holds_in": 7,
+               "robustness_settings_count": 7, "fill_closest": "blur"}
+    write(study_folder(tmp_path), "06_xai", metrics)
+    text = fp.load(tmp_path).summary()
+    assert "on 100 images, the finding (explaining the predicted class beats class 0 and LIME's ranking beats a " \
+           "random one, both at once) holds in 7 of 7 settings." in text
+    assert "Of the fills, blur leaves the images closest" in text
+    write(tmp_path, "06_xai", {**metrics, "robustness_sizes": "lots"})
+    with pytest.raises(fp.FindingsError, match="robustness_sizes.robustness"):
+        fp.load(tmp_path)
+
+
+def test_a_run_without_the_robustness_sections_says_nothing_of_them(tmp_path):
+    write(study_folder(tmp_path), "06_xai", xai_metrics())
+    assert "Varied over LIME's seed" not in fp.load(tmp_path).summary()

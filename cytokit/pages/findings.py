@@ -142,6 +142,22 @@ class TestFound:
 class XaiFound:
     sufficient_n: dict[str, str]  # "predicted", "first", "random": the smallest sufficient n with its interval
     fill_verdicts: dict[str, dict[str, str]]  # comparison -> fill -> verdict
+    robust_images: int | None = None  # images the robustness settings explained again (None: not run)
+    robust_holds: int | None = None  # settings in which the finding holds
+    robust_settings: int | None = None  # settings tried
+    closest_fill: str | None = None  # the fill whose images stay closest to the real ones in the model's features
+
+    def robustness_sentence(self) -> str:
+        """How often the finding held when LIME's seed, perturbations and superpixels were varied."""
+        if self.robust_settings is None:
+            return ""
+        out = (f"Varied over LIME's seed, its number of perturbations and the superpixels on "
+               f"{words.number_of(self.robust_images or 0, 'image')}, the finding (explaining the predicted class "
+               f"beats class 0 and LIME's ranking beats a random one, both at once) holds in {self.robust_holds} of "
+               f"{words.number_of(self.robust_settings, 'setting')}.")
+        if self.closest_fill:
+            out += f" Of the fills, {self.closest_fill} leaves the images closest to those the network was trained on."
+        return out
 
 
 @dataclass(frozen=True)
@@ -222,7 +238,8 @@ class Findings:
         out = [xai_words.across_fills(meaning, self.xai.fill_verdicts[key])
                for key, meaning in XAI_MEANINGS if self.xai.fill_verdicts.get(key)]
         return " ".join(["Chapter 6 tests whether LIME's explanations justify the model's predictions, with the "
-                         "hidden superpixels filled in several ways.", *out]) if out else ""
+                         "hidden superpixels filled in several ways.", *out,
+                         self.xai.robustness_sentence()]).strip() if out else ""
 
     def summary(self) -> str:
         """The first paragraphs of the book: the data, what was trained or imported, and the chapters' verdicts."""
@@ -484,7 +501,19 @@ def _xai(m: _Metrics) -> XaiFound:
             if not isinstance(differences, dict) or key not in differences:
                 raise m._fail(f"fills.{fill}.differences.{key}", "a comparison")
             verdicts.setdefault(key, {})[fill] = m.comparison(differences[key], f"fills.{fill}.{key}").verdict
-    return XaiFound({k: m.text(f"sufficient_n_{k}_text") for k in ("predicted", "first", "random")}, verdicts)
+    return XaiFound({k: m.text(f"sufficient_n_{k}_text") for k in ("predicted", "first", "random")}, verdicts,
+                    *_robustness(m))
+
+
+def _robustness(m: _Metrics) -> tuple:
+    """(images, settings the finding holds in, settings, closest fill), or Nones for a run without the sections."""
+    if not m.has("robustness_settings_count"):
+        return None, None, None, None
+    sizes = m.m.get("robustness_sizes")
+    if not isinstance(sizes, dict) or not isinstance(sizes.get("robustness"), int):
+        raise m._fail("robustness_sizes.robustness", "a count of images")
+    closest = m.text("fill_closest") if m.has("fill_closest") else None
+    return sizes["robustness"], m.count("robustness_holds_in"), m.count("robustness_settings_count"), closest
 
 
 READERS = {"01_data": _data, "02_baseline": _baseline, "03_tuning": _tuning, "04_augmentation": _augmentation,
