@@ -19,5 +19,5 @@ METHOD = {
     "06_xai": [("cytokit.xai.explain", "explain_labels"), ("cytokit.xai.sufficiency", "sufficiency"),
                ("cytokit.xai.fills", "source"), ("cytokit.xai.fills", "imputed_values"),
                ("cytokit.pages.xai", "sufficiency_under_fills"), ("cytokit.xai.randomisation", "randomised_models"),
-               ("cytokit.xai.controls", "stability")],
+               ("cytokit.xai.robustness", "run_setting"), ("cytokit.xai.controls", "stability")],
 }

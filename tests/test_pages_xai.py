@@ -235,8 +235,9 @@ def stability(n=3, more_n=3) -> xai_checks.Stability:
 
 def test_stability_reads_with_intervals_and_marks_few_images():
     text = clean(stability().sentence())
-    assert "Across 2 LIME seeds the top five superpixels overlap by 12 % on average (95 % interval 0–43 %)" in text
-    assert "Spearman 0.18 (-0.40–0.76), on 3 images (few images)" in text
+    assert text.startswith("On 3 images (few images), the predicted class's top five superpixels overlap by 12 % "
+                           "on average across 2 LIME seeds (95 % interval 0–43 %)")
+    assert "Spearman 0.18 (-0.40–0.76); with" in text
     assert "with 64 perturbations instead of 32 the top five overlap by 23 % (10–50 %)." in text
     many = clean(stability(n=25, more_n=25).sentence())
     assert "few images" not in many
@@ -330,3 +331,47 @@ def test_with_no_class_at_the_minimum_the_figure_shows_each_class_s_images_not_a
     fig = figures.per_class_curves(pd.DataFrame(columns=["code", "n", "images", "accuracy", "low", "high"]),
                                    least=10, counts=pd.Series({"PLM": 2, "LYT": 3}))
     assert list(fig.data[0].y) == [2, 3] and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+
+
+def _explanations(weights_per_image, seed=0, samples=32):
+    return [Explanation(0, "predicted", np.array(sorted(w, key=lambda k: -w[k])), w, np.array([1.0]), 0.5, 0.0,
+                        samples, seed) for w in weights_per_image]
+
+
+def test_stability_reads_the_seeds_and_more_perturbations_from_the_settings_and_explains_nothing_again():
+    from cytokit.xai import robustness as settings_lib
+
+    settings = settings_lib.study_settings(seed=0, num_samples=32, more_samples=64, lime_seeds=3, n_segments=6)
+    same = [{k: float(k) for k in range(6)}, {k: float(-k) for k in range(6)}]
+    flipped = [{k: float(-k) for k in range(6)}, {k: float(k) for k in range(6)}]
+    runs = {s.name: settings_lib.SettingRun(s, [], _explanations(flipped if s.name == "LIME seed 2" else same,
+                                                                 s.seed, s.num_samples), [], [])
+            for s in settings}
+    lime_settings = xai_checks.LimeSettings((4, 9), tuple(settings), runs)
+    assert [e[0].seed for e in lime_settings.seed_runs] == [0, 1, 2] and lime_settings.more.num_samples == 64
+    stable = xai_checks.stability(lime_settings)
+    # seeds 0 and 1 agree perfectly, seed 2 is reversed: pairs (0,1), (0,2), (1,2) give 1, -1, -1
+    assert stable.seed_spearman.estimate == pytest.approx(-1 / 3) and stable.seed_spearman.n == 2
+    assert stable.samples_spearman.estimate == pytest.approx(1.0) and stable.seeds == 3
+    assert (stable.num_samples, stable.more_samples) == (32, 64)
+    no_more = xai_checks.LimeSettings((4, 9), tuple(s for s in settings if s.num_samples == 32), runs)
+    with pytest.raises(ValueError, match="more perturbations"):
+        xai_checks.stability(no_more)
+
+
+def test_imputation_solved_ahead_in_processes_gives_the_images_solved_one_by_one():
+    from cytokit.xai import fills, occlusion
+
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 255, (24, 24, 3), dtype=np.uint8) for _ in range(2)]
+    rows, cols = np.indices((24, 24)) // 8
+    segments = [(3 * rows + cols).astype(np.int32)] * 2  # nine 8 x 8 squares
+    rankings = [rng.permutation(9) for _ in range(2)]
+    one_by_one = xai._filler("imputed", images, segments, seed=5)
+    with fills.processes(2) as pool:
+        ahead = xai._solved_ahead(images, segments, rankings, 5, pool, ns=(1, 5, "all"))
+        for i in range(2):
+            for n in (1, 5, 7):  # 7 was not asked ahead: solved on the spot, the same way
+                visible = occlusion.rank_map(segments[i], rankings[i]) < n
+                assert np.array_equal(ahead(i, images[i], segments[i], visible),
+                                      one_by_one(i, images[i], segments[i], visible))

@@ -16,6 +16,7 @@ import pytest
 from cytokit.book.chapter import Chapter
 from cytokit.book.facts import checked_facts
 from cytokit.evaluation import statistics
+from cytokit.pages import xai_checks
 from cytokit.pages import xai_robustness as xr
 from cytokit.xai import criterion as criteria
 from cytokit.xai import fill_distance as fd
@@ -412,5 +413,20 @@ def test_every_section_runs_on_the_chapter_s_sample_and_never_explains_the_study
     assert found.independent.result.images == 2 and found.combined.result.images["imputed"] == 2
     assert found.robustness.result.images == 3 and found.fills.result.table["images"].eq(3).all()
     clean(found)
+    explained.clear()  # the settings made once (the chapter's stability step) serve the robustness section as they are
+    settings = xr.settings_at(model, images, segments, lime["predicted"], lime["first"], rankings,
+                              found.sizes.robust, 2, 12, 0)
+    assert explained == ["LIME seed 1", "12 perturbations", "quickshift kernel 3", "quickshift kernel 5",
+                         f"SLIC, {settings.settings[-1].as_dict()['n_segments']} segments"]
+    again = xr.robustness_sections(model, images, segments, y, ["A", "B", "C"], chosen, lime["predicted"],
+                                   lime["first"], rankings, results, subset=[0, 1, 2], n_robust=3, n_imputed=2,
+                                   n_layer_choice=2, n_independent=2, cell_masks=masks, workers=1, settings=settings)
+    assert len(explained) == 5 and again.robustness.facts() == found.robustness.facts()
+    stable = xai_checks.stability(settings)
+    assert stable.seed_top5.n == 3 and stable.seeds == 2 and stable.more_samples == 12
+    with pytest.raises(ValueError, match="same n_robust"):
+        xr.robustness_sections(model, images, segments, y, ["A", "B", "C"], chosen, lime["predicted"], lime["first"],
+                               rankings, results, subset=[0, 1, 2], n_robust=4, n_imputed=2, n_layer_choice=2,
+                               workers=1, settings=settings)
     panel = xr.maps_beside_lime(model, images, segments, lime["predicted"], found.gradcam.layer, y, ["A", "B", "C"])
     assert len(panel) == 3 and all(len(row) in (3, 4) and row[0].shape == (32, 32, 3) for row in panel.values())

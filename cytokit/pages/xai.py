@@ -10,6 +10,7 @@ sentences are in :mod:`cytokit.pages.xai_checks`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -172,22 +173,46 @@ def _filler(kind: str, images, segments, seed: int):
     return fill
 
 
+def _solved_ahead(images, segments, rankings, seed: int, pool, ns=STUDY_NS):
+    """Imputation's filler for one ranking: every mask :func:`sufficiency` will ask of it (its top-n visible, each
+    n below the image's superpixel count) solved ahead in ``pool``, the images :func:`_filler` would make."""
+    ahead = {}
+    for i, (image, segs) in enumerate(zip(images, segments)):
+        count, order = len(np.unique(segs)), occlusion.rank_map(segs, rankings[i])
+        masks = [order < n for n in ns if n != "all" and n < count]
+        for mask, future in zip(masks, fills.submit_imputations(image, masks, explain.image_seed(seed, i),
+                                                                fills.NOISE, pool)):
+            ahead.setdefault((i, mask.tobytes()), []).append(future)
+
+    def fill(i, image, segs, visible):
+        waiting = ahead.get((i, np.asarray(visible, bool).tobytes()))
+        return waiting.pop(0).result() if waiting else fills.fill(image, segs, visible, "imputed",
+                                                                  seed=explain.image_seed(seed, i))
+    return fill
+
+
 def tested_images(sample: XaiSample, kind: str) -> np.ndarray:
     """The images a fill is tested on: the subset for imputation (a linear system per image and n), else all."""
     return np.asarray(sample.subset if kind in fills.MASK_DEPENDENT else np.arange(len(sample.images)))
 
 
-def sufficiency_under_fills(sample: XaiSample, lime: Explanations, seed: int) -> FillSufficiency:
-    """The study's test for every ranking of :data:`CURVES` under every fill."""
+def sufficiency_under_fills(sample: XaiSample, lime: Explanations, seed: int, workers: int | None = None) \
+        -> FillSufficiency:
+    """The study's test for every ranking of :data:`CURVES` under every fill; imputation's linear systems solved
+    in ``workers`` processes (default: every core) while the model predicts."""
     results = {}
     for kind in fills.FILLS:
         idx = tested_images(sample, kind)
         images, segments, y_true = sample.at(idx)
-        filler = _filler(kind, images, segments, seed)
-        results[kind] = {curve: sufficiency(sample.model, images, segments, [lime.rankings(curve)[i] for i in idx],
-                                            y_true, class_names=sample.class_names, full_probs=lime.full_probs[idx],
-                                            filler=filler)
-                         for curve in CURVES}
+        with fills.processes(workers) if kind in fills.MASK_DEPENDENT else contextlib.nullcontext() as pool:
+            results[kind] = {}
+            for curve in CURVES:
+                rankings = [lime.rankings(curve)[i] for i in idx]
+                filler = _filler(kind, images, segments, seed) if pool is None else \
+                    _solved_ahead(images, segments, rankings, seed, pool)
+                results[kind][curve] = sufficiency(sample.model, images, segments, rankings, y_true,
+                                                   class_names=sample.class_names, full_probs=lime.full_probs[idx],
+                                                   filler=filler)
     return FillSufficiency.of(results, seed)
 
 
@@ -384,21 +409,30 @@ def example_panel(sample: XaiSample, lime: Explanations, seed: int) -> dict:
     return panel
 
 
-def explorer(sample: XaiSample, lime: Explanations, n: int = 12, seed: int = 0):
+def explorer(sample: XaiSample, lime: Explanations, settings=None, n: int = 12, seed: int = 0):
     """The page's explorer: about ``n`` images of different classes, each occluded (grey) at every n of the study,
-    with the model's probabilities."""
-    picks = xai_images.subset(sample.chosen, min(n, len(sample.images)), seed)
+    with the model's probabilities; given the chapter's ``settings`` (:class:`cytokit.pages.xai_checks.LimeSettings`),
+    about half as many of their images, each in every setting (LIME seed, perturbations, superpixels)."""
     ns = [k for k in STUDY_NS if k != "all"]
+    if settings is None:
+        picks = xai_images.subset(sample.chosen, min(n, len(sample.images)), seed)
+        entries = [(i, "", sample.segments[i], lime.lime[i].ranking) for i in picks]
+    else:
+        rows = sample.chosen.reset_index(drop=True).iloc[list(settings.positions)]
+        picks = xai_images.subset(rows, min(max(1, n // 2), len(rows)), seed)
+        entries = [(settings.positions[j], f" · {s.name}", settings.runs[s.name].segments[j],
+                    settings.runs[s.name].predicted[j].ranking) for j in picks for s in settings.settings]
     predict = occlusion.classifier(sample.model)
-    shown, probs, titles = [], [], []
-    for i in picks:
-        ranks = occlusion.rank_map(sample.segments[i], lime.lime[i].ranking)
+    shown, probs, titles, numbers = [], [], [], {}
+    for i, setting, segments, ranking in entries:
+        ranks = occlusion.rank_map(segments, ranking)
         row = [occlusion.compose(sample.images[i], ranks < k, occlusion.GREY) for k in ns] + [sample.images[i]]
         shown.append(row)
         probs.append(predict(np.stack(row)))
-        titles.append(f"{sample.class_names[sample.y_true[i]]} #{len(titles) + 1}")
+        numbers.setdefault(i, len(numbers) + 1)
+        titles.append(f"{sample.class_names[sample.y_true[i]]} #{numbers[i]}{setting}")
     return figures.sufficiency_explorer(shown, titles, [*map(str, ns), "all"], sample.class_names, np.stack(probs),
-                                        fill_name="grey", true_labels=[int(sample.y_true[i]) for i in picks])
+                                        fill_name="grey", true_labels=[int(sample.y_true[i]) for i, *_ in entries])
 
 
 def beside_study(sample: XaiSample, suff: FillSufficiency) -> pd.DataFrame:

@@ -22,7 +22,10 @@ from cytokit.pages import words
 from cytokit.pages import xai_words as say
 from cytokit.pages.xai import SHARE, Explanations, FillSufficiency, FillVerdicts, XaiSample
 from cytokit.xai import controls, deletion
+from cytokit.xai import images as xai_images
 from cytokit.xai import randomisation as cascade
+from cytokit.xai import robustness as settings_lib
+from cytokit.xai.superpixels import counts as superpixel_counts
 
 #: Ranking methods of the deletion and insertion curves, and how their keys spell them.
 AUC_METHODS = {"LIME": "lime", "Grad-CAM": "gradcam", "random": "random"}
@@ -99,21 +102,78 @@ class Stability:
         return {"stability": to_jsonable(record), "stability_statement": self.sentence()}
 
 
-def stability(sample: XaiSample, label_mode: str, num_samples: int, lime_seeds: int, more_samples: int,
-              seed: int) -> Stability:
-    """LIME's ranking of the subset against itself: with ``lime_seeds`` seeds, and with ``more_samples``."""
-    images, segments, y_true = sample.at(sample.subset)
-    found = controls.stability(sample.model, images, segments, y_true, label_mode, num_samples,
-                               seeds=tuple(seed + k for k in range(lime_seeds)), more_samples=more_samples)
-    ivs = {key: statistics.mean_interval(_defined(found[key]), bounds=(-1, 1) if "spearman" in key else (0, 1))
+@dataclass(frozen=True)
+class LimeSettings:
+    """A stratified part of the sample explained again in every setting the robustness section varies: other LIME
+    seeds, more perturbations, other superpixels. The stability check and the robustness table both read it."""
+
+    positions: tuple  # the images explained again: positions in the chapter's sample
+    settings: tuple  # robustness.Setting, the study's first
+    runs: dict  # setting name -> robustness.SettingRun on those images (the study's: the chapter's own explanations)
+
+    def _matching(self, same_samples: bool) -> list:
+        """The settings on the study's superpixels: other seeds (same samples) or more perturbations."""
+        study = self.settings[0]
+        return [s for s in self.settings if s.segmentation == study.segmentation
+                and (s.num_samples == study.num_samples) == same_samples]
+
+    @property
+    def seed_runs(self) -> list:
+        """Per LIME seed on the study's superpixels and samples, its explanations of the predicted class."""
+        return [self.runs[s.name].predicted for s in self._matching(True)]
+
+    @property
+    def more(self):
+        """The setting with more perturbations (the study's seed and superpixels), or None."""
+        found = [s for s in self._matching(False) if s.seed == self.settings[0].seed]
+        return found[0] if found else None
+
+
+def lime_settings(sample: XaiSample, lime: Explanations, n_robust: int, lime_seeds: int, more_samples: int,
+                  seed: int) -> LimeSettings:
+    """``n_robust`` images of the sample, stratified, explained again with ``lime_seeds`` seeds, ``more_samples``
+    perturbations and three other segmentations; the study's own setting is the chapter's explanations."""
+    positions = robust_positions(sample.chosen, n_robust, seed)
+    return settings_at(sample.model, list(sample.images), list(sample.segments), list(lime.lime), list(lime.first),
+                       list(lime.random), positions, lime_seeds, more_samples, seed)
+
+
+def robust_positions(chosen, n_robust: int, seed: int) -> tuple:
+    """The stratified, seeded part of the sample that every setting explains again."""
+    rows = chosen.reset_index(drop=True)
+    return tuple(int(i) for i in xai_images.subset(rows, min(int(n_robust), len(rows)), seed))
+
+
+def settings_at(model, images, segments, predicted, first, random_rankings, positions, lime_seeds: int,
+                more_samples: int, seed: int, progress: bool = False) -> LimeSettings:
+    """:class:`LimeSettings` of the images at ``positions``: the study's setting from ``predicted``, ``first`` and
+    ``random_rankings`` where those explain the predicted class with one number of samples, every other setting
+    explained here (:func:`cytokit.xai.robustness.explain_settings`)."""
+    at = [int(i) for i in positions]
+    images, segments = [images[i] for i in at], [segments[i] for i in at]
+    predicted, first, random_rankings = ([items[i] for i in at] for items in (predicted, first, random_rankings))
+    samples = sorted({e.num_samples for e in predicted})
+    mean_count = int(round(float(np.mean(superpixel_counts(segments)))))
+    settings = settings_lib.study_settings(seed, samples[0], more_samples, lime_seeds, n_segments=mean_count)
+    # explanations of another class (label_mode "true") cannot stand for the study's setting: explained again
+    reusable = len(samples) == 1 and all(e.label_mode == "predicted" for e in predicted)
+    runs = {"study": settings_lib.SettingRun(settings[0], segments, predicted, first, random_rankings)} \
+        if reusable else {}
+    return LimeSettings(tuple(at), tuple(settings),
+                        settings_lib.explain_settings(model, images, settings, runs, progress=progress))
+
+
+def stability(settings: LimeSettings) -> Stability:
+    """LIME's ranking of the predicted class against itself: across the LIME seeds, and against more perturbations,
+    on the images every setting explains."""
+    runs, more = settings.seed_runs, settings.more
+    if more is None:
+        raise ValueError("the settings hold no run with more perturbations on the study's superpixels and seed")
+    found = controls.stability(runs, settings.runs[more.name].predicted)
+    ivs = {key: settings_lib.mean_where_defined(found[key], (-1, 1) if "spearman" in key else (0, 1))
            for key in ("seed_top5_overlap", "seed_spearman", "samples_top5_overlap", "samples_spearman")}
     return Stability(ivs["seed_top5_overlap"], ivs["seed_spearman"], ivs["samples_top5_overlap"],
-                     ivs["samples_spearman"], lime_seeds, num_samples, more_samples)
-
-
-def _defined(values) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    return values[~np.isnan(values)]
+                     ivs["samples_spearman"], len(runs), settings.settings[0].num_samples, more.num_samples)
 
 
 @dataclass(frozen=True)

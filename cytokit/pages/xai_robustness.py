@@ -22,7 +22,7 @@ from cytokit.data import embedded, synthetic
 from cytokit.evaluation import statistics
 from cytokit.io import to_jsonable
 from cytokit.pages.xai import Explanations, FillSufficiency, XaiSample
-from cytokit.pages.xai_checks import Randomisation
+from cytokit.pages.xai_checks import LimeSettings, Randomisation, robust_positions, settings_at
 from cytokit.pages import words
 from cytokit.pages import xai_robustness_words as say
 from cytokit.xai import controls, criterion as criteria, fill_distance as distances, fills, gradcam, gradcam_layer
@@ -231,23 +231,11 @@ class Robustness:
                 "robustness_holds_in": k, "robustness_settings_count": m}
 
 
-def robustness(model, images, segments, y_true, class_names, predicted, first, random_rankings,
-               lime_seeds: int = 3, more_samples: int = 1000, seed: int = 0, progress: bool = False) -> Robustness:
-    """The finding on these images in the study's setting (the chapter's ``predicted`` and ``first``
-    explanations and ``random_rankings``, reused) and in each other setting: other LIME seeds,
-    ``more_samples`` perturbations, quickshift with a smaller and a larger kernel, SLIC.
-
-    Explanations of another class than the predicted one (a chapter run with ``label_mode="true"``)
-    cannot stand for the study's setting, which is then explained here.
-    """
-    samples = sorted({e.num_samples for e in predicted})
-    mean_count = int(round(float(np.mean(counts(segments)))))
-    settings = settings_lib.study_settings(seed, samples[0], more_samples, lime_seeds, n_segments=mean_count)
-    reusable = len(samples) == 1 and all(e.label_mode == "predicted" for e in predicted)
-    runs = {"study": settings_lib.SettingRun(settings[0], list(segments), list(predicted), list(first),
-                                             list(random_rankings))} if reusable else {}
-    return Robustness(settings_lib.robustness(model, images, y_true, class_names, settings, runs, seed=seed,
-                                              progress=progress))
+def robustness(settings: LimeSettings, y_true, class_names, model, images, seed: int = 0) -> Robustness:
+    """The finding on the settings' images in every setting (the study's, other LIME seeds, more perturbations,
+    other superpixels), each already explained (:func:`cytokit.pages.xai_checks.lime_settings`)."""
+    return Robustness(settings_lib.robustness(model, images, y_true, class_names, settings.settings, settings.runs,
+                                              seed=seed, progress=False))
 
 
 # --------------------------------------------------------------------------- 2. how far each fill leaves the data
@@ -411,8 +399,7 @@ def sizes(chosen, subset, n_robust: int, n_imputed: int, n_layer_choice: int, n_
         raise ValueError(f"Grad-CAM's layer is chosen on images outside the subset: {len(rest)} of {len(rows)} "
                          "explained images are; explain more images or take a smaller subset")
     choice = rest[xai_images.subset(rows.iloc[rest], min(int(n_layer_choice), len(rest)), seed + 1)]
-    robust = xai_images.subset(rows, min(int(n_robust), len(rows)), seed)
-    return Sizes(len(rows), tuple(int(i) for i in robust), tuple(int(i) for i in ordered),
+    return Sizes(len(rows), robust_positions(rows, n_robust, seed), tuple(int(i) for i in ordered),
                  min(int(n_imputed), len(subset)), tuple(int(i) for i in choice),
                  len(subset) if n_independent is None else min(int(n_independent), len(subset)))
 
@@ -459,8 +446,8 @@ def _at(items, positions) -> list:
 def robustness_sections(model, images, segments, y_true, class_names, chosen, predicted, first, random_rankings,
                         sufficiency: dict, subset, n_robust: int, n_imputed: int, n_layer_choice: int,
                         n_independent: int | None = None, lime_seeds: int = 3, more_samples: int = 1000, seed: int = 0,
-                        cell_masks=None, cascade=None, workers: int | None = None,
-                        progress: bool = False) -> XaiRobustness:
+                        cell_masks=None, cascade=None, workers: int | None = None, progress: bool = False,
+                        settings: LimeSettings | None = None) -> XaiRobustness:
     """Every section on the chapter's sample, each on its subset (:func:`sizes`), reusing what the chapter made.
 
     From the chapter: ``model`` (fed 250 px images), ``images`` and their quickshift
@@ -470,7 +457,8 @@ def robustness_sections(model, images, segments, y_true, class_names, chosen, pr
     ``subset`` positions and, when it ran, its cascade's summary (``cascade``). On synthetic
     cells, ``cell_masks`` (one per image, :func:`cell_masks`) add Grad-CAM's localisation against
     chance. The profile's sizes: ``n_robust``, ``n_imputed``, ``n_layer_choice``, ``n_independent``;
-    ``lime_seeds`` and ``more_samples`` are the chapter's own.
+    ``lime_seeds`` and ``more_samples`` are the chapter's own. ``settings``: the images already explained in
+    every setting (:func:`cytokit.pages.xai_checks.lime_settings`, on ``n_robust`` images), else explained here.
     """
     workers = int(workers or os.cpu_count() or 1)
     y_true = np.asarray(y_true)
@@ -485,9 +473,14 @@ def robustness_sections(model, images, segments, y_true, class_names, chosen, pr
     loc = localisation(model, layer.layer, _at(images, seen), _at(segments, seen), labels[seen],
                        None if masks is None else _at(masks, seen),
                        {"LIME": _at(predicted, seen), "random": _at(random_rankings, seen)}, seed)
+    if settings is None:
+        settings = settings_at(model, images, segments, predicted, first, random_rankings, sz.robust, lime_seeds,
+                               more_samples, seed, progress)
+    elif settings.positions != sz.robust:
+        raise ValueError(f"the settings explain {len(settings.positions)} images, not the {len(sz.robust)} "
+                         f"n_robust={n_robust} picks: make them with the same n_robust and seed")
     r = list(sz.robust)
-    robust = robustness(model, _at(images, r), _at(segments, r), y_true[r], class_names, _at(predicted, r),
-                        _at(first, r), _at(random_rankings, r), lime_seeds, more_samples, seed, progress)
+    robust = robustness(settings, y_true[r], class_names, model, _at(images, r), seed)
     fill = fill_distance(model, _at(images, r), _at(segments, r), y_true[r], class_names, seed, workers, progress)
     s = list(sz.subset)
     sub_images, sub_segments = _at(images, s), _at(segments, s)
@@ -528,13 +521,13 @@ def maps_beside_lime(model, images, segments, predicted, layer: str, y_true, cla
 
 
 def chapter_sections(sample: XaiSample, lime: Explanations, suff: FillSufficiency, cascade: Randomisation,
-                     n_robust: int, n_imputed: int, n_layer_choice: int, n_independent: int | None,
-                     lime_seeds: int, more_samples: int, seed: int = 0) -> XaiRobustness:
-    """Every robustness section on chapter 06's own sample, explanations, grey-fill results and cascade."""
+                     settings: LimeSettings, n_imputed: int, n_layer_choice: int, n_independent: int | None,
+                     seed: int = 0) -> XaiRobustness:
+    """Every robustness section on chapter 06's own sample, explanations, grey-fill results, cascade and settings."""
     grey = suff.results["grey"]
     return robustness_sections(
         sample.model, list(sample.images), list(sample.segments), sample.y_true, list(sample.class_names),
         sample.chosen, list(lime.lime), list(lime.first), list(lime.random),
         {"predicted": grey["top"], "first": grey["first"], "random": grey["random"]}, sample.subset,
-        n_robust, n_imputed, n_layer_choice, n_independent, lime_seeds, more_samples, seed,
-        cell_masks=cell_masks(sample.data_dir, sample.chosen), cascade=cascade.summary)
+        len(settings.positions), n_imputed, n_layer_choice, n_independent, seed=seed,
+        cell_masks=cell_masks(sample.data_dir, sample.chosen), cascade=cascade.summary, settings=settings)

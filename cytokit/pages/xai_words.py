@@ -96,11 +96,12 @@ def stability(seed_top5: Interval, seed_spearman: Interval, samples_top5: Interv
     if seed_top5.n < 2 or seed_spearman.n < 2:
         return (f"Only {images(min(seed_top5.n, seed_spearman.n))} could be compared across {seeds} LIME seeds: "
                 "too few for an interval, so this page cannot say how stable LIME is.")
-    where = f", on {images(seed_top5.n)} (few images)" if seed_top5.n < FEW_IMAGES else ""
-    return (f"Across {seeds} LIME seeds the top five superpixels overlap by {100 * seed_top5.estimate:.0f} % on "
-            f"average (95 % interval {100 * seed_top5.low:.0f}–{100 * seed_top5.high:.0f} %) and the weights "
-            f"correlate at Spearman {seed_spearman.estimate:.2f} ({seed_spearman.low:.2f}–{seed_spearman.high:.2f})"
-            f"{where}; with {more:,} perturbations instead of {samples} the top five overlap by "
+    few = " (few images)" if seed_top5.n < FEW_IMAGES else ""
+    return (f"On {images(seed_top5.n)}{few}, the predicted class's top five superpixels overlap by "
+            f"{100 * seed_top5.estimate:.0f} % on average across {seeds} LIME seeds (95 % interval "
+            f"{100 * seed_top5.low:.0f}–{100 * seed_top5.high:.0f} %) and the weights correlate at Spearman "
+            f"{seed_spearman.estimate:.2f} ({seed_spearman.low:.2f}–{seed_spearman.high:.2f}); with "
+            f"{more:,} perturbations instead of {samples} the top five overlap by "
             f"{100 * samples_top5.estimate:.0f} %{_percent_interval(samples_top5)}.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,24 +50,17 @@ def weight_correlations(explanations_a, explanations_b) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
-def stability(model, images, segments_list, y_true, label_mode: str, num_samples: int, seeds=(0, 1, 2),
-              more_samples: int = 1000, progress: bool = True) -> dict:
-    """How much LIME's ranking depends on LIME itself: per image, across LIME seeds and against more samples.
-
-    Returns per-image arrays: top-5 overlap and weight Spearman for every pair of seeds
-    (averaged per image), and for ``num_samples`` against ``more_samples`` perturbations.
-    """
-    predict = classifier(model)
-    runs = [explain_all(predict, images, segments_list, label_mode, y_true, num_samples, seed=s, progress=progress)
-            for s in seeds]
-    more = explain_all(predict, images, segments_list, label_mode, y_true, more_samples, seed=seeds[0],
-                       progress=progress)
+def stability(runs: Sequence[Sequence], more: Sequence) -> dict[str, np.ndarray]:
+    """Per image: top-5 overlap and weight Spearman averaged over every pair of ``runs`` (one list of
+    explanations per LIME seed, the same images), and ``runs[0]`` against ``more`` (more perturbations)."""
     pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]]
-    return {"seed_top5_overlap": np.mean([top_overlaps(a, b) for a, b in pairs], axis=0),
-            "seed_spearman": np.nanmean([weight_correlations(a, b) for a, b in pairs], axis=0),
-            "samples_top5_overlap": top_overlaps(runs[0], more),
-            "samples_spearman": weight_correlations(runs[0], more),
-            "explanations": runs, "more": more}
+    none = np.full(len(more), np.nan)  # one seed: nothing to compare across seeds
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an image whose weights are flat in every pair: NaN
+        spearman = np.nanmean([weight_correlations(a, b) for a, b in pairs], axis=0) if pairs else none
+    return {"seed_top5_overlap": np.mean([top_overlaps(a, b) for a, b in pairs], axis=0) if pairs else none,
+            "seed_spearman": spearman, "samples_top5_overlap": top_overlaps(runs[0], more),
+            "samples_spearman": weight_correlations(runs[0], more)}
 
 
 def localisation(segments: np.ndarray, ranking, n: int, cell_mask: np.ndarray,

@@ -102,6 +102,19 @@ def run_setting(model, images, setting: Setting, segments=None, batch_size: int 
                       controls.random_rankings(segments, setting.seed))
 
 
+def explain_settings(model, images, settings: Sequence[Setting], runs: dict | None = None, batch_size: int = 256,
+                     progress: bool = True) -> dict:
+    """Every setting's :class:`SettingRun` on the same images: ``runs`` already made (by setting name) are kept,
+    and settings with the same segmentation share their superpixels."""
+    runs = dict(runs or {})
+    segments = {r.setting.segmentation: r.segments for r in runs.values()}
+    for s in settings:
+        if s.name not in runs:
+            runs[s.name] = run_setting(model, images, s, segments.get(s.segmentation), batch_size, progress)
+            segments[s.segmentation] = runs[s.name].segments
+    return runs
+
+
 def paired_accuracy(a, b, names) -> statistics.Comparison:
     """Per-image accuracy over n of two rankings, paired on the images where both have one."""
     x, y = a.per_image_accuracy(), b.per_image_accuracy()
@@ -187,12 +200,7 @@ def robustness(model, images, y_true, class_names, settings: Sequence[Setting], 
     chapter's own explanations for the study's setting); the others are made here, and
     settings with the same segmentation share their superpixels.
     """
-    runs = dict(runs or {})
-    segments = {r.setting.segmentation: r.segments for r in runs.values()}
-    for s in settings:
-        if s.name not in runs:
-            runs[s.name] = run_setting(model, images, s, segments.get(s.segmentation), batch_size, progress)
-            segments[s.segmentation] = runs[s.name].segments
+    runs = explain_settings(model, images, settings, runs, batch_size, progress)
     y_true = np.asarray(y_true)
     rows = [setting_verdicts(model, images, y_true, runs[s.name], class_names, ns, criteria, resamples, seed,
                              batch_size) for s in settings]
