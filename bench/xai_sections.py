@@ -114,6 +114,7 @@ def chapter_inputs(model, images, y_true, names, num_samples: int, seed: int):
 
 def profile_side(report: Report, args, profile: str) -> None:
     """Every section at one profile's sizes, each timed; the sum of the sections as a figure."""
+    from cytokit.pages import xai_checks
     from cytokit.pages import xai_robustness as xr
     from cytokit.xai import gradcam
     from cytokit.xai import images as xai_images
@@ -152,9 +153,12 @@ def profile_side(report: Report, args, profile: str) -> None:
                   {"LIME": at(predicted, seen), "random": at(random_rankings, seen)}, seed)
     report.note(f"{profile}: " + loc.facts()["gradcam_localisation_statement"])
     r = list(s.robust)
-    robust = time_of("1. robustness (LIME seeds, more perturbations, superpixel settings)", xr.robustness, model,
-                     at(images, r), at(segments, r), y_true[r], names, at(predicted, r), at(first, r),
-                     at(random_rankings, r), sz["lime_seeds"], sz["more_samples"], seed)
+    settings = time_of("1. LIME settings (seeds, more perturbations, superpixels), explained once",
+                       xai_checks.settings_at, model, images, segments, predicted, first, random_rankings, s.robust,
+                       sz["lime_seeds"], sz["more_samples"], seed)
+    stable = time_of("1. stability from the settings", xai_checks.stability, settings)
+    report.note(f"{profile}: " + stable.sentence())
+    robust = time_of("1. robustness verdicts", xr.robustness, settings, y_true[r], names, model, at(images, r), seed)
     report.note(f"{profile}: " + robust.facts()["robustness_statement"])
     workers = os.cpu_count() or 1
     fills = time_of("2. fill distance", xr.fill_distance, model, at(images, r), at(segments, r), y_true[r], names,

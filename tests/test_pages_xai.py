@@ -375,3 +375,24 @@ def test_imputation_solved_ahead_in_processes_gives_the_images_solved_one_by_one
                 visible = occlusion.rank_map(segments[i], rankings[i]) < n
                 assert np.array_equal(ahead(i, images[i], segments[i], visible),
                                       one_by_one(i, images[i], segments[i], visible))
+
+
+def test_the_explorer_shows_every_setting_of_a_few_images_whatever_the_number_of_classes(tmp_path):
+    from cytokit.xai import robustness as settings_lib
+
+    n, codes = 70, tuple(f"C{k}" for k in range(7))  # seven classes of ten images: more than the explorer shows
+    rng = np.random.default_rng(0)
+    images = tuple(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8) for _ in range(n))
+    segments = tuple(np.repeat(np.arange(4), 16).reshape(8, 8) for _ in range(n))
+    y = np.arange(n) % 7
+    chosen = pd.DataFrame({"path": [f"{i}.jpg" for i in range(n)], "cls": [codes[k] for k in y]})
+    s = xai.XaiSample(lambda batch: np.full((len(batch), 7), 1 / 7), images, segments, y, codes, chosen,
+                      np.arange(14), "all", tmp_path)
+    lime = xai.Explanations("predicted", tuple(explanation(0, [3, 2, 1, 0]) for _ in range(n)), (), (), y)
+    settings = settings_lib.study_settings(0, 32, 64, 2, n_segments=4)
+    runs = {x.name: settings_lib.SettingRun(x, list(segments), list(lime.lime), [], []) for x in settings}
+    fig = xai.explorer(s, lime, xai_checks.LimeSettings(tuple(range(n)), tuple(settings), runs), n=12)
+    titles = [b["label"] for b in fig.layout.updatemenus[0].buttons]
+    assert len(titles) == 6 * len(settings) and titles[0].endswith(" · study") and "LIME seed 1" in titles[1]
+    assert len({t.split(" #")[0] for t in titles}) == 6  # six images, six classes
+    assert len(xai.explorer(s, lime, n=12).layout.updatemenus[0].buttons) == 12

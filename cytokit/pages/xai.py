@@ -415,11 +415,11 @@ def explorer(sample: XaiSample, lime: Explanations, settings=None, n: int = 12, 
     about half as many of their images, each in every setting (LIME seed, perturbations, superpixels)."""
     ns = [k for k in STUDY_NS if k != "all"]
     if settings is None:
-        picks = xai_images.subset(sample.chosen, min(n, len(sample.images)), seed)
+        picks = xai_images.class_by_class(sample.chosen["cls"].to_numpy(), seed)[:n]
         entries = [(i, "", sample.segments[i], lime.lime[i].ranking) for i in picks]
     else:
-        rows = sample.chosen.reset_index(drop=True).iloc[list(settings.positions)]
-        picks = xai_images.subset(rows, min(max(1, n // 2), len(rows)), seed)
+        classes = sample.chosen["cls"].to_numpy()[list(settings.positions)]
+        picks = xai_images.class_by_class(classes, seed)[:max(1, n // 2)]  # one image per class in turn
         entries = [(settings.positions[j], f" · {s.name}", settings.runs[s.name].segments[j],
                     settings.runs[s.name].predicted[j].ranking) for j in picks for s in settings.settings]
     predict = occlusion.classifier(sample.model)

@@ -393,7 +393,7 @@ def sizes(chosen, subset, n_robust: int, n_imputed: int, n_layer_choice: int, n_
     outside the subset for Grad-CAM's layer choice."""
     rows = chosen.reset_index(drop=True)
     subset = np.asarray(subset, dtype=int)
-    ordered = subset[class_by_class(rows["cls"].iloc[subset].to_numpy(), seed)]
+    ordered = subset[xai_images.class_by_class(rows["cls"].iloc[subset].to_numpy(), seed)]
     rest = np.array([i for i in range(len(rows)) if i not in set(subset)], dtype=int)
     if len(rest) < 2:
         raise ValueError(f"Grad-CAM's layer is chosen on images outside the subset: {len(rest)} of {len(rows)} "
@@ -402,18 +402,6 @@ def sizes(chosen, subset, n_robust: int, n_imputed: int, n_layer_choice: int, n_
     return Sizes(len(rows), robust_positions(rows, n_robust, seed), tuple(int(i) for i in ordered),
                  min(int(n_imputed), len(subset)), tuple(int(i) for i in choice),
                  len(subset) if n_independent is None else min(int(n_independent), len(subset)))
-
-
-def class_by_class(classes, seed: int = 0) -> np.ndarray:
-    """An order of positions that takes one image of each class in turn (classes and images in a seeded order):
-    any first k of it are as evenly spread over the classes as k allows."""
-    classes = np.asarray(classes)
-    rng = np.random.default_rng([seed, 2])
-    queues = [list(rng.permutation(np.flatnonzero(classes == c))) for c in rng.permutation(np.unique(classes))]
-    order = []
-    while any(queues):
-        order += [q.pop(0) for q in queues if q]
-    return np.array(order, dtype=int)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,18 @@ def subset(chosen, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(picked)) if picked else np.array([], dtype=int)
 
 
+def class_by_class(classes, seed: int = 0) -> np.ndarray:
+    """An order of positions that takes one image of each class in turn (classes and images in a seeded order):
+    any first k of it are as evenly spread over the classes as k allows."""
+    classes = np.asarray(classes)
+    rng = np.random.default_rng([seed, 2])
+    queues = [list(rng.permutation(np.flatnonzero(classes == c))) for c in rng.permutation(np.unique(classes))]
+    order = []
+    while any(queues):
+        order += [q.pop(0) for q in queues if q]
+    return np.array(order, dtype=int)
+
+
 def at_resolution(model, source_size: int):
     """The model fed uint8 images of ``source_size`` px, resized inside the network as the pipeline does.
 
