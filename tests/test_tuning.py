@@ -118,3 +118,17 @@ def test_search_rows_are_shuffled_every_epoch_not_class_by_class(tmp_path):
         assert (np.diff(labels) != 0).sum() > 4  # mixed, not three blocks
     assert not np.array_equal(epochs[0], epochs[1])
     assert [int(y) for _, y in val] == [0] * 3 + [1] * 3 + [2] * 3
+
+
+def test_the_same_seed_draws_the_same_trials_even_seed_0(tmp_path):
+    """Keras Tuner reads a seed of 0 as "no seed"; chapter 03's seed 0 must still draw the same trials every run."""
+    from cytokit.models import tuning
+
+    def drawn(folder, seed):
+        tuner = tuning.random_search(tuning.CellHyperModel(3, 32), tmp_path / folder, 6, seed=seed)
+        return [tuner.oracle.create_trial("tuner0").hyperparameters.values for _ in range(4)]
+
+    assert drawn("a", 0) == drawn("b", 0) and drawn("c", 3) == drawn("d", 3)
+    assert drawn("e", 0) != drawn("f", 1)
+    with pytest.raises(ValueError, match="0 or more"):
+        tuning.oracle_seed(-1)

@@ -153,11 +153,20 @@ class TimedRandomSearch(keras_tuner.RandomSearch):
 
 def random_search(hypermodel, directory, max_trials: int, seed: int = 0,
                   overwrite: bool = False) -> TimedRandomSearch:
-    """Keras Tuner's random search over the study's space, keeping the trial of best validation accuracy."""
-    tuner = TimedRandomSearch(hypermodel, objective=OBJECTIVE, max_trials=int(max_trials), seed=int(seed),
+    """Keras Tuner's random search over the study's space, keeping the trial of best validation accuracy; the same
+    ``seed`` draws the same trials in every run."""
+    tuner = TimedRandomSearch(hypermodel, objective=OBJECTIVE, max_trials=int(max_trials), seed=oracle_seed(seed),
                               directory=str(directory), project_name=PROJECT, overwrite=overwrite)
     _keep_finished_trials(tuner.oracle)
     return tuner
+
+
+def oracle_seed(seed: int) -> int:
+    """The oracle's seed for the run's ``seed``: Keras Tuner takes 0 for "no seed" (``seed or random.randint``) and
+    would draw other trials in every run at the profiles' seed 0, so every seed is shifted by one."""
+    if int(seed) < 0:
+        raise ValueError(f"seed must be 0 or more; got {seed}")
+    return int(seed) + 1
 
 
 def tuner_for(cfg: TuneSettings, n_classes: int) -> TimedRandomSearch:
