@@ -422,6 +422,8 @@ def test_every_section_runs_on_the_chapter_s_sample_and_never_explains_the_study
                                    lime["first"], rankings, results, subset=[0, 1, 2], n_robust=3, n_imputed=2,
                                    n_layer_choice=2, n_independent=2, cell_masks=masks, workers=1, settings=settings)
     assert len(explained) == 5 and again.robustness.facts() == found.robustness.facts()
+    with pytest.raises(ValueError, match="more_samples=8 must be more than the 8"):
+        xr.settings_at(model, images, segments, lime["predicted"], lime["first"], rankings, found.sizes.robust, 2, 8, 0)
     stable = xai_checks.stability(settings)
     assert stable.seed_top5.n == 3 and stable.seeds == 2 and stable.more_samples == 12
     with pytest.raises(ValueError, match="same n_robust"):

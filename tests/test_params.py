@@ -61,3 +61,10 @@ def test_cache_workers_and_precision_refuse_other_values(name, value):
     with pytest.raises(parameters.ParameterError, match=name):
         parameters.check({name: value}, "03_tuning")
     parameters.check({"tuner_workers": 8, "precision": "mixed_bfloat16"})
+
+
+def test_more_samples_must_be_more_than_num_samples():
+    parameters.check({"num_samples": 128, "more_samples": 1000})
+    for more in (128, 64):
+        with pytest.raises(parameters.ParameterError, match="more_samples.*more than num_samples"):
+            parameters.check({"num_samples": 128, "more_samples": more}, "06_xai")

@@ -152,3 +152,7 @@ def check(params: dict, where: str = "") -> None:
         ok, expected = rule
         if not ok(value):
             raise ParameterError(f"parameter {name}={value!r}{place} must be {expected}; nothing was run")
+    if "num_samples" in params and "more_samples" in params and params["more_samples"] <= params["num_samples"]:
+        raise ParameterError(f"parameter more_samples={params['more_samples']!r}{place} must be more than "
+                             f"num_samples={params['num_samples']!r}: chapter 06 compares LIME with more "
+                             "perturbations against the study's number; nothing was run")

@@ -153,6 +153,9 @@ def settings_at(model, images, segments, predicted, first, random_rankings, posi
     images, segments = [images[i] for i in at], [segments[i] for i in at]
     predicted, first, random_rankings = ([items[i] for i in at] for items in (predicted, first, random_rankings))
     samples = sorted({e.num_samples for e in predicted})
+    if int(more_samples) <= samples[0]:
+        raise ValueError(f"more_samples={more_samples} must be more than the {samples[0]} perturbations the chapter's "
+                         "LIME used: the stability check compares the two")
     mean_count = int(round(float(np.mean(superpixel_counts(segments)))))
     settings = settings_lib.study_settings(seed, samples[0], more_samples, lime_seeds, n_segments=mean_count)
     # explanations of another class (label_mode "true") cannot stand for the study's setting: explained again
