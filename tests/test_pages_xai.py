@@ -396,3 +396,24 @@ def test_the_explorer_shows_every_setting_of_a_few_images_whatever_the_number_of
     assert len(titles) == 6 * len(settings) and titles[0].endswith(" · study") and "LIME seed 1" in titles[1]
     assert len({t.split(" #")[0] for t in titles}) == 6  # six images, six classes
     assert len(xai.explorer(s, lime, n=12).layout.updatemenus[0].buttons) == 12
+
+
+def test_each_image_s_fill_is_made_once_per_fill_not_once_per_ranking(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from cytokit.xai import fills
+
+    made, real = [], fills.filler
+    monkeypatch.setattr(fills, "filler", lambda *a, **k: made.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(fills, "FILLS", ("grey", "mean", "blur"))  # the imputed fill is solved ahead in processes
+    rng = np.random.default_rng(0)
+    rows, cols = np.indices((16, 16)) // 8
+    s = xai.XaiSample(lambda batch: np.full((len(batch), 3), 1 / 3),
+                      tuple(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(4)),
+                      tuple((2 * rows + cols).astype(np.int32) for _ in range(4)), np.array([0, 1, 0, 1]),
+                      ("A", "B", "C"), pd.DataFrame({"path": [f"{i}.jpg" for i in range(4)], "cls": list("ABAB")}),
+                      np.array([0, 1]), "all", tmp_path)
+    ex = tuple(explanation(0, [3, 2, 1, 0]) for _ in range(4))
+    lime = xai.Explanations("predicted", ex, ex, tuple(np.arange(4) for _ in range(4)), s.y_true)
+    xai.sufficiency_under_fills(s, lime, 0)
+    assert Counter(made) == {"grey": 4, "mean": 4, "blur": 4}  # one per image, shared by the four rankings

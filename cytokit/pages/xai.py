@@ -205,11 +205,11 @@ def sufficiency_under_fills(sample: XaiSample, lime: Explanations, seed: int, wo
         idx = tested_images(sample, kind)
         images, segments, y_true = sample.at(idx)
         with fills.processes(workers) if kind in fills.MASK_DEPENDENT else contextlib.nullcontext() as pool:
+            shared = _filler(kind, images, segments, seed) if pool is None else None  # each image's fill made once
             results[kind] = {}
             for curve in CURVES:
                 rankings = [lime.rankings(curve)[i] for i in idx]
-                filler = _filler(kind, images, segments, seed) if pool is None else \
-                    _solved_ahead(images, segments, rankings, seed, pool)
+                filler = shared or _solved_ahead(images, segments, rankings, seed, pool)
                 results[kind][curve] = sufficiency(sample.model, images, segments, rankings, y_true,
                                                    class_names=sample.class_names, full_probs=lime.full_probs[idx],
                                                    filler=filler)
